@@ -1,0 +1,26 @@
+"""This course's nbgrader settings. `nbgrader_config.py` loads this file, so the
+nbgrader command line and JupyterLab's nbgrader extension both see them."""
+
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads the file)
+
+HERE = Path(__file__).resolve().parent
+
+c.CourseDirectory.course_id = "migrations-deep-dive"
+c.CourseDirectory.root = str(HERE)
+c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
+
+# Each cell may run this long before it is interrupted (the lab runs real manage.py commands).
+c.ExecutePreprocessor.timeout = 60
+c.Execute.timeout = 60
+
+# A student who deletes a test cell gets it back, graded, instead of "needs manual grading".
+c.OverwriteCells.add_missing_cells = True
+
+# Feedback shows what failed, not the hidden test code.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
