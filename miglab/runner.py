@@ -101,7 +101,7 @@ class ForkServer:
 
     def run(self, cwd: Path, argv: list[str], stdin: str | None, env: dict, timeout: float) -> Completed:
         with self._lock, tempfile.TemporaryDirectory(prefix="miglab-run-") as tmp:
-            files = {name: os.path.join(tmp, name) for name in ("stdin", "stdout", "stderr")}
+            files = {name: os.path.join(tmp, name) for name in ("stdin", "stdout", "stderr", "modules")}
             Path(files["stdin"]).write_text(stdin or "")
             Path(files["stdout"]).touch()
             Path(files["stderr"]).touch()
@@ -195,13 +195,57 @@ def _child(req: dict) -> None:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            _report_library_modules(req.get("modules"))
         finally:
             os._exit(code)
 
 
-def _serve() -> None:
+_LIBRARY_DIRS = tuple({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix)})
+
+
+_baseline: set[str] = set()  # every module the server has imported
+
+
+def _report_library_modules(path: str | None) -> None:
+    """Tell the server which library modules (Django, stdlib; never the project's) this command
+    imported that the server has not."""
+    if not path:
+        return
+    new = []
+    for name in set(sys.modules) - _baseline:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file and os.path.realpath(file).startswith(_LIBRARY_DIRS):
+            new.append(name)
+    with open(path, "w") as f:
+        f.write("\n".join(sorted(new)))
+
+
+def _learn(names: list[str], failed: set[str]) -> None:
+    """Import, in the server, library modules a command needed: the next command starts warmer.
+
+    Only modules that import without any project settings succeed; the rest are remembered and
+    left to the children. Project modules are never imported here.
+    """
     import importlib
-    import time
+
+    if not names:
+        return
+    for name in names:
+        if name in sys.modules or name in failed:
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - anything that needs settings stays in the children
+            failed.add(name)
+            for partial in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                sys.modules.pop(partial, None)
+    _baseline.update(sys.modules)
+
+
+def _serve() -> None:
+    import gc
+    import importlib
+    import select
 
     for name in PRELOAD:
         try:
@@ -209,32 +253,37 @@ def _serve() -> None:
         except Exception:  # pragma: no cover - a missing module only costs speed
             pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _baseline.update(sys.modules)
+    failed: set[str] = set()
     proto_in = sys.stdin
     proto_out = sys.stdout
     for line in proto_in:
         req = json.loads(line)
         proto_out.flush()
+        gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by the collector)
         pid = os.fork()
         if pid == 0:
             _child(req)
-        deadline = time.monotonic() + float(req.get("timeout") or 120)
-        timed_out = False
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                timed_out = True
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                _, status = os.waitpid(pid, 0)
-                break
-            time.sleep(0.002)
+        # Wait for the child to exit (a pidfd wakes us at once), or kill it at the deadline.
+        pidfd = os.pidfd_open(pid)
+        try:
+            timed_out = not select.select([pidfd], [], [], float(req.get("timeout") or 120))[0]
+        finally:
+            os.close(pidfd)
+        if timed_out:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
+        try:
+            needed = Path(req["modules"]).read_text().split() if req.get("modules") else []
+        except OSError:
+            needed = []
         proto_out.write(json.dumps({"returncode": code, "timed_out": timed_out}) + "\n")
         proto_out.flush()
+        _learn(needed, failed)
 
 
 if __name__ == "__main__":
