@@ -343,9 +343,15 @@ def draw(graph: Graph, title: str | None = None):
             bend = 0.0 if ya == yb and xb - xa <= X_STEP + 0.01 else 0.12
             arrow = FancyArrowPatch((xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb),
                                     connectionstyle=f"arc3,rad={bend}", **style)
-        else:  # an edge that points backwards (it closes a cycle) or straight down
-            arrow = FancyArrowPatch((xa, ya - BOX_H / 2), (xb, yb - BOX_H / 2),
-                                    connectionstyle="arc3,rad=0.45", **style)
+        elif ya == yb or xb == xa:  # backwards along a row (it closes a cycle): arc over the boxes
+            top = BOX_H / 2
+            dist = max(abs(xa - xb), 0.5)
+            arrow = FancyArrowPatch((xa, ya + top), (xb, yb + top),
+                                    connectionstyle=f"arc3,rad={min(0.45, 0.9 / dist) * (1 if xb < xa else -1)}",
+                                    **style)
+        else:  # backwards across rows: the mirror of the forward arrow, bulging the other way
+            arrow = FancyArrowPatch((xa - BOX_W / 2, ya), (xb + BOX_W / 2, yb),
+                                    connectionstyle="arc3,rad=0.3", **style)
         ax.add_patch(arrow)
 
     for node in graph.nodes:
