@@ -1,0 +1,356 @@
+"""Jupyter kernels that run inside the sandbox (see :mod:`miglab.grading.sandbox`).
+
+Two halves:
+
+* :class:`SandboxKernelManager` (grader side, trusted): a jupyter_client
+  ``AsyncKernelManager`` that talks to its kernel over Unix sockets (the
+  ``ipc`` transport; TCP cannot cross into the kernel's empty network
+  namespace) kept in a folder of its own, starts every kernel through the
+  launcher below whatever kernel spec the notebook names, and caps how much
+  output a cell may send back (:class:`CappedIopubChannel`). nbgrader's
+  Execute preprocessor uses it with ``kernel_manager_class``.
+* the launcher, ``python -m miglab.grading.sandbox_kernel`` (grader side, as
+  root): leases a sandbox uid, copies nothing itself, and starts bubblewrap
+  with the kernel's sockets folder bound read-write at ``/run/kernel`` and
+  the notebook's folder bound read-only at ``/mnt/submission``; inside, the
+  folder is copied into the private home (``/home/student/work``, the
+  kernel's working folder) so the notebook may write next to itself. The
+  launcher forwards interrupts to the kernel, locks the sockets folder once
+  the kernel has bound its sockets, and kills the whole pid namespace when
+  the wall-clock limit passes or when it is told to stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import sandbox
+
+INSIDE_IPC = "/run/kernel"
+INSIDE_SUBMISSION = "/mnt/submission"
+INSIDE_WORK = f"{sandbox.HOME}/work"
+EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
+EVIDENCE_MAX = 256 << 10       # one evidence record (JSON text) may be this big
+MAX_OUTPUTS = 2000             # outputs kept per cell
+ZMQ_MAX_MESSAGE = 64 << 20     # a bigger iopub message drops the connection instead of filling memory
+SOCKET_COUNT = 5               # shell, iopub, stdin, control, hb
+
+
+# ================================================================ grader side
+
+try:
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Float, Integer, Unicode
+except ImportError:  # pragma: no cover - the launcher half needs none of this
+    AsyncKernelManager = None
+
+
+def _size(msg: dict) -> int:
+    content = msg.get("content") or {}
+    if msg.get("msg_type") == "stream":
+        return len(content.get("text") or "")
+    try:
+        return len(json.dumps(content, default=str))
+    except Exception:
+        return 1 << 30
+
+
+if AsyncKernelManager is not None:
+
+    class CappedIopubChannel(AsyncZMQSocketChannel):
+        """The iopub channel, keeping at most ``output_limit`` bytes and MAX_OUTPUTS outputs per cell.
+
+        Output past the cap is replaced by one note; later messages of that
+        cell are turned into ``execute_input`` messages, which nbclient
+        ignores. Errors and the judge's evidence records are kept whatever
+        the student printed before them (within their own size caps), so a
+        chatty but correct answer keeps its evidence.
+        """
+
+        output_limit = 1 << 20
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._spent: dict[str, list] = {}
+
+        async def get_msg(self, timeout=None):
+            msg = await super().get_msg(timeout=timeout)
+            return self.cap(msg)
+
+        def cap(self, msg: dict) -> dict:
+            kind = msg.get("msg_type")
+            if kind not in ("stream", "display_data", "execute_result", "update_display_data", "error"):
+                return msg
+            parent = (msg.get("parent_header") or {}).get("msg_id", "")
+            state = self._spent.setdefault(parent, [0, 0, False])   # bytes, outputs, noted
+            content = msg.get("content") or {}
+            size = _size(msg)
+            if kind == "error":
+                tb = content.get("traceback") or []
+                if sum(len(str(t)) for t in tb) > 64 << 10:
+                    content["traceback"] = [str(t)[:2000] for t in tb[:20]] + ["... traceback truncated ..."]
+                return msg
+            data = content.get("data") or {}
+            if isinstance(data, dict) and EVIDENCE_MIME in data and size <= EVIDENCE_MAX:
+                if state[1] < MAX_OUTPUTS:
+                    state[1] += 1
+                    return msg
+                return self._ignored(msg)
+            if state[0] + size <= self.output_limit and state[1] < MAX_OUTPUTS:
+                state[0] += size
+                state[1] += 1
+                return msg
+            if state[2]:
+                return self._ignored(msg)
+            state[2] = True
+            state[1] += 1
+            room = max(0, self.output_limit - state[0])
+            state[0] = self.output_limit
+            note = f"\n[output truncated by the grader: a cell may print at most {self.output_limit} bytes]\n"
+            if kind == "stream":
+                content["text"] = (content.get("text") or "")[:room] + note
+                return msg
+            msg["msg_type"] = msg["header"]["msg_type"] = "stream"
+            msg["content"] = {"name": "stdout", "text": note}
+            return msg
+
+        @staticmethod
+        def _ignored(msg: dict) -> dict:
+            msg["msg_type"] = msg["header"]["msg_type"] = "execute_input"
+            msg["content"] = {"code": "", "execution_count": None}
+            return msg
+
+    class SandboxKernelClient(AsyncKernelClient):
+        """A kernel client whose iopub socket refuses huge messages and whose channel caps output."""
+
+        iopub_channel_class = CappedIopubChannel
+        output_limit = Integer(1 << 20).tag(config=True)
+
+        def _create_connected_socket(self, channel, identity=None):
+            if channel != "iopub":
+                return super()._create_connected_socket(channel, identity)
+            import zmq
+            from jupyter_client.connect import channel_socket_types
+
+            sock = self.context.socket(channel_socket_types[channel])
+            sock.linger = 1000
+            sock.setsockopt(zmq.MAXMSGSIZE, ZMQ_MAX_MESSAGE)
+            if identity:
+                sock.identity = identity
+            sock.connect(self._make_url(channel))
+            return sock
+
+        @property
+        def iopub_channel(self):
+            ch = super().iopub_channel
+            ch.output_limit = self.output_limit
+            return ch
+
+    class SandboxKernelManager(AsyncKernelManager):
+        """Start every kernel inside the sandbox, over Unix sockets, with capped output.
+
+        Traits (set them through the grading pipeline's ``manager_kwargs``):
+        ``memory``, ``cpu``, ``nproc``, ``nofile``, ``fsize``, ``tmpfs``,
+        ``wall``, ``output`` override :class:`miglab.grading.sandbox.Limits`.
+        """
+
+        memory = Integer(sandbox.DEFAULT_LIMITS.memory).tag(config=True)
+        cpu = Integer(sandbox.DEFAULT_LIMITS.cpu).tag(config=True)
+        nproc = Integer(sandbox.DEFAULT_LIMITS.nproc).tag(config=True)
+        nofile = Integer(sandbox.DEFAULT_LIMITS.nofile).tag(config=True)
+        fsize = Integer(sandbox.DEFAULT_LIMITS.fsize).tag(config=True)
+        tmpfs = Integer(sandbox.DEFAULT_LIMITS.tmpfs).tag(config=True)
+        wall = Float(sandbox.DEFAULT_LIMITS.wall).tag(config=True)
+        output = Integer(sandbox.DEFAULT_LIMITS.output).tag(config=True)
+        ready_timeout = Float(60.0).tag(config=True)
+        folder = Unicode("")
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.client_factory = SandboxKernelClient
+            self.folder = tempfile.mkdtemp(prefix="miglab-kernel-")
+            os.chmod(self.folder, 0o711)
+            (Path(self.folder) / "ipc").mkdir(mode=0o700)
+            self.ip = str(Path(self.folder) / "ipc" / "k")
+
+        def limits(self) -> "sandbox.Limits":
+            return sandbox.Limits(memory=self.memory, cpu=self.cpu, nproc=self.nproc, nofile=self.nofile,
+                                  fsize=self.fsize, tmpfs=self.tmpfs, wall=self.wall, output=self.output)
+
+        @property
+        def kernel_spec(self):
+            # Whatever the notebook asks for, the kernel is this Python's ipykernel, sandboxed.
+            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                              display_name="Python 3 (sandboxed)", language="python",
+                              interrupt_mode="signal", env={}, resource_dir="")
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            # -I: the launcher runs as root in the submission's folder; a shipped `miglab/` must not be imported.
+            return [sys.executable, "-I", "-m", "miglab.grading.sandbox_kernel",
+                    "--connection-file", os.path.realpath(self.connection_file),
+                    "--limits", json.dumps(self.limits().__dict__),
+                    "--", *(extra_arguments or [])]
+
+        async def _async_pre_start_kernel(self, **kw):
+            kw.pop("env", None)  # the launcher builds the kernel's environment from a whitelist
+            ipc = Path(self.folder) / "ipc"
+            if not ipc.is_dir():  # a restart after the launcher locked and cleaned it
+                ipc.mkdir(mode=0o700)
+            for p in ipc.iterdir():
+                p.unlink()
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+            return cmd, kw
+
+        async def _async_post_start_kernel(self, **kw):
+            # Wait until the launcher has locked the sockets folder (no student code runs before).
+            marker = Path(self.folder) / "ipc"
+            deadline = time.monotonic() + self.ready_timeout
+            while time.monotonic() < deadline:
+                try:
+                    st = marker.stat()
+                    if st.st_uid == os.geteuid() and (marker / "connection.json").exists():
+                        break
+                except FileNotFoundError:
+                    pass
+                proc = getattr(self.provisioner, "process", None)
+                if proc is not None and proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.01)
+            await super()._async_post_start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                import shutil
+
+                shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# ============================================================ launcher side
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            out.append(int(entry))
+    return out
+
+
+def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: str) -> int:
+    info = json.loads(Path(connection_file).read_text())
+    ipc_host = Path(info["ip"]).parent
+    folder = ipc_host.parent
+    prep = sandbox.Prepared(base=folder / "sandbox")
+    ipc_uid = prep.uid
+    inside_info = dict(info, ip=f"{INSIDE_IPC}/{Path(info['ip']).name}")
+    conn_inside = ipc_host / "connection.json.part"
+    conn_inside.write_text(json.dumps(inside_info))
+    os.chown(ipc_host, ipc_uid, ipc_uid)
+    os.chown(conn_inside, ipc_uid, ipc_uid)
+    os.chmod(conn_inside, 0o600)
+    kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", f"{INSIDE_IPC}/connection.json.part", *extra]
+    boot = (f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
+            f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
+    r, w = os.pipe()
+    spec = sandbox.Spec(argv=["/bin/sh", "-c", boot, "sh", *kernel], cwd=sandbox.HOME,
+                        readonly=[(cwd, INSIDE_SUBMISSION)], writable=[(str(ipc_host), INSIDE_IPC)],
+                        limits=limits, info_fd=w)
+    cmd = prep.command(spec)
+    # The kernel's own stdout/stderr (not the notebook's outputs) go to a log whose size the
+    # file-size limit caps; it is shown only if the kernel fails to start.
+    log_path = prep.base / "kernel.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, start_new_session=True, pass_fds=(w,), env=sandbox._host_env(),
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log.close()
+    os.close(w)
+    init_pid = None
+    stopping = False
+
+    def kernel_pids() -> list[int]:
+        return _children(init_pid) if init_pid else []
+
+    def on_interrupt(signum, frame):
+        for pid in kernel_pids():
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def on_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        sandbox.kill_tree(proc)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_stop)
+    try:
+        with os.fdopen(r) as f:
+            text = f.read()   # bwrap writes the info once the sandbox exists, then closes it
+        try:
+            init_pid = json.loads(text)["child-pid"]
+        except (ValueError, KeyError):
+            init_pid = None
+        deadline = time.monotonic() + limits.wall
+        locked = False
+        sockets = [Path(f"{info['ip']}-{info[k]}") for k in
+                   ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+        while proc.poll() is None:
+            if not locked and all(s.exists() for s in sockets):
+                # The kernel has bound its sockets: from now on it may not write in this host folder.
+                final = ipc_host / "connection.json"
+                os.rename(conn_inside, final)   # also the manager's "ready" marker
+                os.chown(ipc_host, 0, 0)
+                os.chmod(ipc_host, 0o755)
+                locked = True
+            if time.monotonic() > deadline:
+                print(f"[sandbox] wall-clock limit of {limits.wall:g} s reached: kernel killed", file=sys.stderr)
+                sandbox.kill_tree(proc)
+                break
+            time.sleep(0.01 if not locked else 0.2)
+        proc.wait()
+        if not locked and not stopping:
+            tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
+            print(f"[sandbox] the kernel did not start (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+        return 0 if stopping else (proc.returncode or 0)
+    finally:
+        sandbox.kill_tree(proc)
+        prep.close(remove_base=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m miglab.grading.sandbox_kernel",
+                                description="Start a Jupyter kernel inside the sandbox (used by SandboxKernelManager).")
+    p.add_argument("--connection-file", required=True)
+    p.add_argument("--limits", default="{}", help="JSON of miglab.grading.sandbox.Limits fields")
+    p.add_argument("extra", nargs="*", help="extra kernel arguments (after --)")
+    args = p.parse_args(argv)
+    limits = sandbox.Limits(**json.loads(args.limits))
+    return launch(args.connection_file, limits, list(args.extra), os.getcwd())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
