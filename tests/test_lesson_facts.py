@@ -118,6 +118,38 @@ def test_apps_get_model_is_the_historical_model_while_models_py_is_todays(lab):
     assert [n for _, n in lab.applied()] == ["0001_initial", "0002_book_slug"], "0003 was rolled back"
 
 
+PEEK = '''
+import sys
+
+from django.apps import apps as global_apps
+from django.db import migrations
+
+
+def peek(apps, schema_editor):
+    old = apps.get_model("library", "Book")
+    today = global_apps.get_model("library", "Book")
+    print("historical:", sorted(f.name for f in old._meta.fields), hasattr(old, "shout"), file=sys.stderr)
+    print("global:", sorted(f.name for f in today._meta.fields), hasattr(today, "shout"), file=sys.stderr)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("library", "0001_initial")]
+    operations = [migrations.RunPython(peek, migrations.RunPython.noop)]
+'''
+
+
+def test_historical_model_lacks_later_fields_and_custom_methods_unlike_the_global_registry(lab):
+    start(lab)
+    lab.write_file("library/migrations/0002_peek.py", PEEK)
+    lab.write_models("library", book_with("pages = models.PositiveIntegerField(default=0)",
+                                          "def shout(self):", "    return self.title.upper()"))
+    lab.manage("makemigrations library --name book_pages").check()
+    done = lab.manage("migrate")
+    assert done.ok, done
+    assert "historical: ['id', 'title'] False" in done.stderr
+    assert "global: ['id', 'pages', 'title'] True" in done.stderr, "django.apps.apps is today's model"
+
+
 def test_runpython_without_reverse_is_one_way_and_noop_makes_it_reversible(lab):
     with_slug_migration(lab, reverse="")
     lab.manage("migrate").check()
