@@ -164,8 +164,13 @@ def stale_parts(path: Path, files: list[Path]) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     want = apply_generated(nb, path, files)
     problems = []
-    if [c.source for c in nb.cells] != [c.source for c in want.cells]:
-        problems.append("the setup or nav cell is missing, misplaced or out of date")
+    for tag in ("setup", "nav"):
+        where = [i for i, c in enumerate(nb.cells) if has_tag(c, tag)]
+        wanted = [i for i, c in enumerate(want.cells) if has_tag(c, tag)]
+        if [nb.cells[i].source for i in where] != [want.cells[i].source for i in wanted] or where != wanted:
+            problems.append(f"the {tag} cell is missing, misplaced or out of date")
+    if not problems and [c.source for c in nb.cells] != [c.source for c in want.cells]:
+        problems.append("the first cell must be the lesson's title")
     if render(nb) != render(want):
         if not problems:
             problems.append("metadata or stored outputs are not normalised (widget ids, timings, versions)")
@@ -210,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and status == 0:
         print(f"{len(targets)} lesson(s): generated cells are current")
     elif args.check:
-        print("run: .venv/bin/python tools/build_lessons.py  (to rebuild)", file=sys.stderr)
+        print("to fix: .venv/bin/python tools/build_lessons.py [notebooks/NN_name.ipynb ...]"
+              "  (--no-execute when only the navigation changed)")
     return status
 
 
