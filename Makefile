@@ -31,5 +31,9 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Regenerate source/deep_dive (from tools/build_deep_dive.py) and release/ (nbgrader generate_assignment).
+release: $(STAMP)
+	$(PY) tools/release.py
+
 clean:
 	rm -rf .labs .pytest_cache
