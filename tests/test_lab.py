@@ -163,3 +163,22 @@ def test_errors_in_models_show_djangos_traceback_from_manage_py(lab):
 def test_files_outside_the_lab_are_refused(lab):
     with pytest.raises(LabError, match="outside the lab"):
         lab.write_file("../escape.py", "x = 1\n")
+
+
+def test_shell_reads_like_a_session_and_tracebacks_fold_to_the_error(lab):
+    lab.write_models("library", BOOK)
+    result = lab.shell("""
+        from library.models import Book
+        print("rows:", Book.objects.count(), object())
+    """)
+    assert not result.ok
+    shown = repr(result)
+    assert shown.startswith("$ python manage.py shell\n>>> from library.models import Book\n>>> print(")
+    assert shown.count("Traceback (most recent call last):") == 1
+    assert "frames hidden (the full text is in .stderr)" in shown
+    assert shown.rstrip().endswith("django.db.utils.OperationalError: no such table: library_book\n[exit status 1]")
+    assert 'File "' in result.stderr and "sqlite3.OperationalError" in result.stderr  # all kept in .stderr
+    lab.manage("makemigrations library").check()
+    lab.manage("migrate").check()
+    ok = lab.shell('print("rows:", __import__("library.models").models.Book.objects.count(), object())')
+    assert ok.ok and "rows: 0 <object object at 0x…>" in ok.stdout
