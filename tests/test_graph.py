@@ -5,8 +5,11 @@ with what Django itself then does (`migrate`, `showmigrations --plan`).
 """
 
 import re
+from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -280,3 +283,44 @@ def test_show_graph_displays_the_picture_then_the_plan(two_apps, capsys):
     assert "Django's plan (the order `migrate` runs them in):" in out
     assert "1. library.0001_initial  [not applied]" in out
     assert "2. loans.0001_initial    [not applied]" in out
+
+
+# ---- lessons 02 and 03: their practice cells, answered right and wrong
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+# lesson stem: (the blank line, [(an answer, whether it earns the tick), ...])
+PRACTICE = {
+    "02_plan_then_apply": ("command = None", [
+        ('command = "sqlmigrate library 0003"', False),  # prints SQL, applies nothing
+        ('command = "showmigrations"', False),
+        ('command = "migrate"', True),
+    ]),
+    "03_the_migration_graph": ("my_order = []", [
+        ("my_order = g.plan", False),  # Django's own order does not count
+        ('my_order = [("loans", "0001_initial"), ("library", "0001_initial"), '
+         '("library", "0002_book_year"), ("loans", "0002_loan_returned")]', False),  # breaks an edge
+        ('my_order = [["library", "0001_initial"], ["library", "0002_book_year"], '
+         '["loans", "0001_initial"], ["loans", "0002_loan_returned"]]', False),  # Django's order, as lists
+        ('my_order = [("library", "0001_initial"), ("loans", "0001_initial"), '
+         '("library", "0002_book_year"), ("loans", "0002_loan_returned")]', True),
+    ]),
+}
+
+
+@pytest.mark.parametrize("stem", list(PRACTICE))
+def test_practice_cells_tick_only_for_a_right_answer(stem, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGLAB_WORKDIR", str(tmp_path / "labs"))
+    nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    blank, answers = PRACTICE[stem]
+    (i,) = [k for k, c in enumerate(nb.cells) if c.cell_type == "code" and blank in c.source]
+    practice = nb.cells[i]
+    assert "✗ Not yet:" in "".join(o.get("text", "") for o in practice.outputs), "stored output: untouched"
+    # Run the lesson up to the practice cell, then the cell once per answer (wrong ones first).
+    tries = [nbformat.v4.new_code_cell(practice.source.replace(blank, answer)) for answer, _ in answers]
+    nb.cells = nb.cells[:i] + tries
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    for cell, (answer, right) in zip(tries, answers):
+        out = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert ("✓ " in out) is right and ("✗ Not yet" in out) is (not right), (answer, out)
