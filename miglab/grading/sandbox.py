@@ -258,7 +258,7 @@ def build_command(spec: Spec, uid: int, stage: Path) -> list[str]:
     env = {
         "PATH": INSIDE_PATH, "HOME": HOME, "USER": "student", "LOGNAME": "student",
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", "SHELL": "/bin/sh",
-        "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
         "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "MPLBACKEND": "agg",
         "MIGLAB_WORKDIR": f"{HOME}/labs", "JUPYTER_PLATFORM_DIRS": "1",
         **spec.env,
@@ -379,6 +379,78 @@ def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), r
                 except OSError:
                     pass
         prep.close()
+
+
+def manage_untrusted(project, args: list[str], timeout: float = 60) -> Completed:
+    """``python manage.py ARGS`` in ``project`` (a lab holding learner code), sandboxed.
+
+    Same shape as ``miglab.oracle._untrusted_manage``: the judge's re-run of a
+    learner's data migration. Only ``project`` is writable.
+    """
+    project = Path(project)
+    links_before = {p for p in project.rglob("*") if p.is_symlink()}
+    done = run([sys.executable, "manage.py", *args], cwd=project, writable=[project],
+               env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0"}, timeout=timeout)
+    # The trusted side reads files here next (the SQLite database): links the learner's
+    # code made (db.sqlite3 -> the gradebook, say) are removed so it never reads through them.
+    for p in project.rglob("*"):
+        if p.is_symlink() and p not in links_before:
+            p.unlink()
+    return done
+
+
+_migration_cache: dict = {}
+
+
+def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
+    """Drop-in for ``miglab.judges.run_untrusted_migration`` whose learner code runs sandboxed.
+
+    Pass it as ``judge_notebook(nb, migration_runner=sandboxed_migration_runner)``.
+    """
+    from miglab import judges, oracle
+
+    titles = list(judges.HIDDEN_TITLES if titles is None else titles)
+    key = (source_text, tuple(titles))
+    if key not in _migration_cache:
+        try:
+            _migration_cache[key] = oracle.run_migration_scenario(source_text, titles, manage=manage_untrusted)
+        except Exception as exc:
+            # A learner's migration can leave a database that cannot be read (overwritten with junk,
+            # say). That is a failed check, never a judge crash (which would fall back to nbgrader's
+            # in-kernel verdict).
+            return {"error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+    return _migration_cache[key]
+
+
+KERNEL_MANAGER = "miglab.grading.sandbox_kernel:SandboxKernelManager"
+
+
+def grading_kernel(unsafe: bool = False, limits: Limits = DEFAULT_LIMITS):
+    """The ``KernelOptions`` the batch grader uses: sandboxed kernels, or an error saying why not.
+
+    With ``unsafe=True`` and no isolation available, plain local kernels
+    (nbgrader's default) are returned; with isolation available, ``unsafe``
+    changes nothing.
+    """
+    from .model import KernelOptions
+
+    ok, why = available()
+    if not ok:
+        if unsafe:
+            return KernelOptions()
+        raise SandboxError(
+            f"refusing to run student code without isolation: {why}. Fix that, or pass --unsafe "
+            "to run students' notebooks with the grader's own rights (only for code you trust)."
+        )
+    fields = {k: v for k, v in limits.__dict__.items()}
+    return KernelOptions(kernel_name="python3", manager_class=KERNEL_MANAGER, manager_kwargs=fields)
+
+
+def migration_runner(kernel_options):
+    """The judge's migration runner that matches how kernels run: sandboxed with sandboxed kernels."""
+    if kernel_options is not None and getattr(kernel_options, "manager_class", None) == KERNEL_MANAGER:
+        return sandboxed_migration_runner
+    return None
 
 
 def _host_env() -> dict:

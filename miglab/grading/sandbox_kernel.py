@@ -258,6 +258,19 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _die_with_parent() -> None:
+    """If the grader dies without stopping us, stop too (and so kill the sandbox)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - only a missed clean-up, the wall clock still applies
+        pass
+    if os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: str) -> int:
     info = json.loads(Path(connection_file).read_text())
     ipc_host = Path(info["ip"]).parent
@@ -275,6 +288,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
             f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
     r, w = os.pipe()
     spec = sandbox.Spec(argv=["/bin/sh", "-c", boot, "sh", *kernel], cwd=sandbox.HOME,
+                        env={"PYTHONSAFEPATH": "1"},
                         readonly=[(cwd, INSIDE_SUBMISSION)], writable=[(str(ipc_host), INSIDE_IPC)],
                         limits=limits, info_fd=w)
     cmd = prep.command(spec)
@@ -307,6 +321,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     signal.signal(signal.SIGINT, on_interrupt)
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_stop)
+    _die_with_parent()
     try:
         with os.fdopen(r) as f:
             text = f.read()   # bwrap writes the info once the sandbox exists, then closes it

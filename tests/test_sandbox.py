@@ -1,0 +1,321 @@
+"""The sandbox itself: what a sandboxed process can see, write and use, measured from inside.
+
+Every test starts real sandboxes (bubblewrap, namespaces, a separate uid) on
+this machine; nothing is mocked. `make test` installs bubblewrap first
+(tools/install_isolation.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from nbformat.v4 import new_code_cell, new_notebook
+
+from miglab.grading import sandbox
+from miglab.grading.sandbox_kernel import EVIDENCE_MIME, SandboxKernelManager
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+KM = "miglab.grading.sandbox_kernel.SandboxKernelManager"
+
+
+def inside(code: str, **kw) -> dict:
+    """Run Python code in a sandbox; it prints one JSON object, returned here."""
+    done = sandbox.run([PY, "-c", textwrap.dedent(code)], **kw)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sandbox_processes(uid: int, settle: float = 3.0) -> list[int]:
+    """Host pids of processes owned by a sandbox uid, once the kernel has finished killing
+    a torn-down pid namespace (that takes a few milliseconds after bwrap exits)."""
+    end = time.monotonic() + settle
+    while True:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    owner = os.stat(f"/proc/{entry}").st_uid
+                except FileNotFoundError:
+                    continue
+                if owner == uid:
+                    pids.append(int(entry))
+        if not pids or time.monotonic() > end:
+            return pids
+        time.sleep(0.05)
+
+
+def test_isolation_is_available_here():
+    ok, why = sandbox.available()
+    assert ok, why
+
+
+def test_unavailable_isolation_is_refused_unless_unsafe(monkeypatch, tmp_path):
+    # A PATH without bubblewrap: the grader must refuse and say why, or run plain kernels if --unsafe.
+    (tmp_path / "bin").mkdir()
+    for tool in ("unshare", "setpriv", "prlimit", "mount", "sh"):
+        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        if found:
+            os.symlink(found, tmp_path / "bin" / tool)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    ok, why = sandbox.available()
+    assert not ok and "bwrap" in why and "install_isolation.sh" in why
+    with pytest.raises(sandbox.SandboxError) as err:
+        sandbox.grading_kernel()
+    assert "--unsafe" in str(err.value) and "bwrap" in str(err.value)
+    opts = sandbox.grading_kernel(unsafe=True)
+    assert opts.manager_class is None
+    with pytest.raises(sandbox.SandboxError):
+        sandbox.run([PY, "-c", "pass"])
+
+
+def test_grading_kernel_options_name_the_sandboxed_manager():
+    opts = sandbox.grading_kernel()
+    assert opts.manager_class == sandbox.KERNEL_MANAGER
+    assert opts.manager_kwargs["nproc"] == sandbox.DEFAULT_LIMITS.nproc
+    assert sandbox.migration_runner(opts) is sandbox.sandboxed_migration_runner
+    from miglab.grading.model import KernelOptions
+
+    assert sandbox.migration_runner(KernelOptions()) is None
+
+
+def test_identity_environment_and_network(monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    facts = inside("""
+        import json, os, socket
+        caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm'))]
+        try:
+            socket.create_connection(('1.1.1.1', 53), timeout=2); net = 'reached'
+        except OSError as e:
+            net = type(e).__name__
+        print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'groups': os.getgroups(), 'caps': caps,
+                          'env': sorted(os.environ), 'net': net, 'pids': len([p for p in os.listdir('/proc') if p.isdigit()])}))
+    """)
+    assert sandbox.UID_BASE <= facts["uid"] < sandbox.UID_BASE + sandbox.UID_COUNT
+    assert facts["gid"] == facts["uid"] and facts["groups"] == []
+    assert facts["caps"] == ["0000000000000000", "0000000000000000"]
+    assert "NBGRADER_EXECUTION" not in facts["env"] and "SECRET_TOKEN" not in facts["env"]
+    assert facts["net"] != "reached"
+    assert facts["pids"] <= 3  # its own pid namespace: bwrap's init and the command
+
+
+def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
+    facts = inside(f"""
+        import json, os
+        def can_write(p):
+            try:
+                open(p, 'w').close(); return True
+            except OSError:
+                return False
+        print(json.dumps({{
+            'root': sorted(os.listdir('/')),
+            'repo': sorted(os.listdir({str(REPO)!r})) if os.path.isdir({str(REPO)!r}) else None,
+            'root_home': sorted(os.listdir('/root')),
+            'source': os.path.exists({str(REPO / 'source')!r}),
+            'gradebook': os.path.exists({str(REPO / 'gradebook.db')!r}),
+            'host_tmp': os.path.exists({str(tmp_path)!r}),
+            'write_home': can_write('/home/student/x'), 'write_tmp': can_write('/tmp/x'),
+            'write_pkg': can_write({str(REPO / 'miglab' / 'x.py')!r}), 'write_usr': can_write('/usr/x'),
+            'write_etc': can_write('/etc/passwd'),
+            'shadow': os.path.exists('/etc/shadow'),
+        }}))
+    """)
+    assert facts["repo"] == [".venv", "miglab"]  # of the checkout: the package and the venv, nothing else
+    assert not facts["source"] and not facts["gradebook"] and not facts["host_tmp"] and not facts["shadow"]
+    assert facts["root_home"] in ([], [".pyenv"])
+    assert facts["write_home"] and facts["write_tmp"]
+    assert not facts["write_pkg"] and not facts["write_usr"] and not facts["write_etc"]
+
+
+def test_only_named_folders_are_writable_and_are_given_back(tmp_path):
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine.mkdir()
+    other.mkdir()
+    (other / "secret.txt").write_text("other student")
+    facts = inside(f"""
+        import json, os
+        open({str(mine / 'out.txt')!r}, 'w').write('written inside')
+        print(json.dumps({{'other': os.path.exists({str(other)!r})}}))
+    """, writable=[mine])
+    assert facts["other"] is False
+    assert (mine / "out.txt").read_text() == "written inside"
+    assert (mine / "out.txt").stat().st_uid == os.geteuid()  # handed back to the grader after the run
+
+
+def test_limits_processes_memory_files_cpu():
+    facts = inside("""
+        import json, os, resource
+        n = 0
+        try:
+            while n < 5000:
+                if os.fork() == 0:
+                    import time; time.sleep(30); os._exit(0)
+                n += 1
+            forks = n
+        except OSError:
+            forks = n
+        try:
+            b = bytearray(8 << 30); mem = 'allocated'
+        except MemoryError:
+            mem = 'MemoryError'
+        try:
+            with open('/home/student/big', 'wb') as f:
+                f.write(b'x' * (100 << 20)); fsize = 'written'
+        except OSError as e:
+            fsize = e.errno
+        print(json.dumps({'forks': forks, 'mem': mem, 'fsize': fsize, 'uid': os.getuid(),
+                          'nofile': resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))
+    """, timeout=60)
+    assert facts["forks"] < sandbox.DEFAULT_LIMITS.nproc
+    assert facts["mem"] == "MemoryError"
+    assert facts["fsize"] == 27  # EFBIG: Python ignores SIGXFSZ, so the write fails
+    assert facts["nofile"] == sandbox.DEFAULT_LIMITS.nofile
+    # the forked sleepers died with the sandbox's pid namespace
+    assert sandbox_processes(facts["uid"]) == []
+    spin = sandbox.run([PY, "-c", "while True: pass"], limits=sandbox.Limits(cpu=1), timeout=30)
+    assert spin.returncode != 0 and not spin.timed_out and spin.seconds < 10
+
+
+def test_wall_clock_kills_the_whole_namespace():
+    code = textwrap.dedent("""
+        import os, signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(600)
+            os._exit(0)
+        print('started', os.getuid(), flush=True)
+        while True:
+            pass
+    """)
+    t0 = time.monotonic()
+    done = sandbox.run([PY, "-c", code], timeout=2)
+    assert done.timed_out and "started" in done.stdout
+    assert time.monotonic() - t0 < 8
+    assert sandbox_processes(int(done.stdout.split()[1])) == []
+
+
+def test_output_of_run_is_capped():
+    done = sandbox.run([PY, "-c", "import sys; sys.stdout.write('y' * 5_000_000)"], max_output=1000)
+    assert done.returncode == 0 and len(done.stdout) == 1000
+
+
+def test_manage_untrusted_runs_django_and_removes_planted_links(tmp_path):
+    from miglab import Lab
+
+    lab = Lab("sbx", root=tmp_path)
+    done = sandbox.manage_untrusted(lab.path, ["shell", "--no-imports", "-c",
+                                               "import os; os.symlink('/etc/hostname', 'db2.sqlite3'); print(os.getuid())"])
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) >= sandbox.UID_BASE
+    assert not (lab.path / "db2.sqlite3").exists() and not (lab.path / "db2.sqlite3").is_symlink()
+    lab.write_models("library", "class Book(models.Model):\n    title = models.CharField(max_length=20)\n")
+    for command in (["makemigrations", "library"], ["migrate", "-v", "0"]):
+        done = sandbox.manage_untrusted(lab.path, command)
+        assert done.returncode == 0, done.stderr
+    assert "library_book" in lab.tables() and lab.migrations("library") == ["0001_initial"]
+
+
+# ------------------------------------------------------------------ kernels
+
+def run_notebook(cells: list[str], folder: Path, timeout: int = 20, **km_traits) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    client = NotebookClient(nb, timeout=timeout, kernel_manager_class=KM, allow_errors=True,
+                            interrupt_on_timeout=True, resources={"metadata": {"path": str(folder)}})
+    if km_traits:
+        km = client.create_kernel_manager()
+        for k, v in km_traits.items():
+            setattr(km, k, v)
+    client.execute()
+    return nb
+
+
+def texts(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def test_kernel_runs_sandboxed_in_a_copy_of_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    sub = tmp_path / "submission"
+    (sub / "miglab").mkdir(parents=True)
+    (sub / "miglab" / "__init__.py").write_text("raise SystemExit('the shipped miglab was imported')\n")
+    (sub / "django").mkdir()
+    (sub / "django" / "__init__.py").write_text("VERSION = 'fake'\n")
+    (sub / "data.txt").write_text("shipped data\n")
+    before = {p: p.read_bytes() for p in sub.rglob("*") if p.is_file()}
+    nb = run_notebook([
+        "import os, sys, json\n"
+        "import miglab, django\n"
+        "print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd(), 'miglab': miglab.__file__,\n"
+        "  'django': django.get_version(), 'nbgrader': 'NBGRADER_EXECUTION' in os.environ,\n"
+        "  'data': open('data.txt').read(), 'path0': sys.path[0]}))",
+        "open('data.txt', 'w').write('changed inside'); open('new.txt', 'w').write('new'); print('wrote')",
+        f"print(os.path.exists({str(REPO / 'source')!r}), os.path.exists({str(sub)!r}))",
+    ], sub)
+    facts = json.loads(texts(nb.cells[0]))
+    assert facts["uid"] >= sandbox.UID_BASE
+    assert facts["cwd"] == "/home/student/work"
+    assert facts["miglab"] == str(REPO / "miglab" / "__init__.py")
+    assert facts["django"].startswith("6.") and not facts["nbgrader"]
+    assert facts["data"] == "shipped data\n" and facts["path0"] != ""
+    assert texts(nb.cells[1]) == "wrote\n"
+    assert texts(nb.cells[2]) == "False False\n"
+    assert {p: p.read_bytes() for p in sub.rglob("*") if p.is_file()} == before  # host folder untouched
+
+
+def test_kernel_output_is_capped_but_evidence_survives(tmp_path):
+    ev = {"check": "demo", "answer": [1, 2, 3]}
+    nb = run_notebook([
+        "print('z' * 5_000_000)\nfor i in range(5000): print(i)",
+        "print('q' * 3_000_000)\n"
+        f"from IPython.display import display\ndisplay({{{EVIDENCE_MIME!r}: {ev!r}}}, raw=True)",
+    ], tmp_path)
+    first = texts(nb.cells[0])
+    assert len(first) < sandbox.DEFAULT_LIMITS.output + 500 and "output truncated by the grader" in first
+    found = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
+    assert [o.data[EVIDENCE_MIME] for o in found] == [ev]
+
+
+def test_kernel_interrupt_reaches_the_kernel(tmp_path):
+    nb = run_notebook(["import time\ntime.sleep(120)", "print('still alive')"], tmp_path, timeout=3)
+    assert any(o.output_type == "error" and o.ename == "KeyboardInterrupt" for o in nb.cells[0].outputs)
+    assert texts(nb.cells[1]) == "still alive\n"
+
+
+def test_kernel_wall_clock_kills_a_kernel_that_ignores_interrupts(tmp_path):
+    nb = new_notebook(cells=[new_code_cell(
+        "import os, signal, time\nprint(os.getuid(), flush=True)\ntime.sleep(0.5)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"), new_code_cell("print('never')")])
+    client = NotebookClient(nb, timeout=30, kernel_manager_class=KM, allow_errors=True, interrupt_on_timeout=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.create_kernel_manager().wall = 3.0
+    t0 = time.monotonic()
+    with pytest.raises(DeadKernelError):
+        client.execute()
+    assert time.monotonic() - t0 < 25
+    uid = int(texts(nb.cells[0]).split()[0])
+    assert uid >= sandbox.UID_BASE and sandbox_processes(uid) == []
+
+
+def test_kernel_manager_cleans_its_folder(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("print(1)")])
+    client = NotebookClient(nb, kernel_manager_class=KM, timeout=20, resources={"metadata": {"path": str(tmp_path)}})
+    folder = Path(client.create_kernel_manager().folder)
+    assert folder.is_dir()
+    client.execute()
+    assert nb.cells[0].outputs[0].text == "1\n"
+    assert not folder.exists()
