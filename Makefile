@@ -29,6 +29,7 @@ lab: $(STAMP)
 	  --ServerApp.root_dir="$(CURDIR)"
 
 test: $(STAMP)
+	@sh tools/install_isolation.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Regenerate source/deep_dive (from tools/build_deep_dive.py) and release/ (nbgrader generate_assignment).
