@@ -97,7 +97,10 @@ class CommandResult:
             typed = " | ".join(line for line in self.input.splitlines())
             lines.append(f"[typed at the prompts: {typed}]")
         # A Python traceback is shown by its last lines (the error itself); .stderr keeps it whole.
-        body = TRACEBACK.sub(_fold_traceback, _last_traceback_only(self.output)).rstrip("\n")
+        out = self.stdout
+        if out and self.stderr and not out.endswith("\n"):
+            out += "\n"  # e.g. "Applying x..." then the error: start it on its own line
+        body = TRACEBACK.sub(_fold_traceback, _last_traceback_only(out + self.stderr)).rstrip("\n")
         if body:
             lines.append(body)
         if self.timed_out:
@@ -117,8 +120,7 @@ def _last_traceback_only(text: str) -> str:
 
 
 def _fold_traceback(match: re.Match) -> str:
-    frames = match.group(0).count("\n  File ")
-    return f"Traceback (most recent call last):\n  ... {frames} frames hidden (the full text is in .stderr) ...\n"
+    return "Traceback (most recent call last):\n  ... (frames folded: the full traceback is in .stderr) ...\n"
 
 
 class Source(str):

@@ -175,7 +175,7 @@ def test_shell_reads_like_a_session_and_tracebacks_fold_to_the_error(lab):
     shown = repr(result)
     assert shown.startswith("$ python manage.py shell\n>>> from library.models import Book\n>>> print(")
     assert shown.count("Traceback (most recent call last):") == 1
-    assert "frames hidden (the full text is in .stderr)" in shown
+    assert "(frames folded: the full traceback is in .stderr)" in shown
     assert shown.rstrip().endswith("django.db.utils.OperationalError: no such table: library_book\n[exit status 1]")
     assert 'File "' in result.stderr and "sqlite3.OperationalError" in result.stderr  # all kept in .stderr
     lab.manage("makemigrations library").check()
