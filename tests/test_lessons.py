@@ -234,7 +234,7 @@ def test_lesson_runs_twice_in_a_row_with_the_same_output(path, lab_env):
 
 # --------------------------------------------------------------- the builder
 
-def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_path):
+def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     for name, title in [("01_first.ipynb", "Lesson 1 · First"), ("02_second.ipynb", "Lesson 2 · Second")]:
@@ -267,7 +267,7 @@ def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_pa
     assert run("--check").returncode == 0
 
 
-def test_builder_refuses_to_save_a_lesson_whose_cell_fails(tmp_path):
+def test_builder_refuses_to_save_a_lesson_whose_cell_fails(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     path = folder / "01_broken.ipynb"
