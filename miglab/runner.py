@@ -55,6 +55,15 @@ class Completed:
     timed_out: bool = False
 
 
+def command_env(extra: dict | None = None) -> dict:
+    """The environment of a manage.py command: ours, minus anything that asks for colour
+    (a Jupyter kernel sets FORCE_COLOR), so output reads the same in a notebook and a test."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "DJANGO_SETTINGS_MODULE")}
+    env.update({"NO_COLOR": "1", "PYTHON_COLORS": "0", "PYTHONHASHSEED": "0"})
+    env.update(extra or {})
+    return env
+
+
 def fork_enabled() -> bool:
     return os.environ.get("MIGLAB_FORK", "1") != "0" and hasattr(os, "fork")
 
@@ -68,7 +77,7 @@ def run_subprocess(cwd: Path, argv: list[str], stdin: str | None, env: dict, tim
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
-            env={**os.environ, **env},
+            env=command_env(env),
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as e:
@@ -87,8 +96,7 @@ class ForkServer:
 
     def _ensure(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
-            env = {**os.environ, "PYTHONHASHSEED": "0"}
-            env.pop("DJANGO_SETTINGS_MODULE", None)
+            env = command_env()
             self._proc = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__)],  # by path: no package import
                 stdin=subprocess.PIPE,

@@ -102,9 +102,12 @@ def test_every_command_reads_models_fresh(lab):
 def test_fork_server_and_plain_subprocess_agree(lab, monkeypatch):
     lab.write_models("library", BOOK)
     lab.manage("makemigrations library").check()
-    fast = [lab.manage(*cmd) for cmd in (["sqlmigrate", "library", "0001"], ["showmigrations"], ["nosuch"])]
+    monkeypatch.setenv("FORCE_COLOR", "1")  # as a Jupyter kernel sets it: output must stay plain
+    cmds = (["sqlmigrate", "library", "0001"], ["showmigrations"], ["nosuch"], ["shell", "-c", "1/0"])
+    fast = [lab.manage(*cmd) for cmd in cmds]
     monkeypatch.setenv("MIGLAB_FORK", "0")
-    slow = [lab.manage(*cmd) for cmd in (["sqlmigrate", "library", "0001"], ["showmigrations"], ["nosuch"])]
+    slow = [lab.manage(*cmd) for cmd in cmds]
+    assert "ZeroDivisionError" in slow[-1].stderr and "\x1b[" not in slow[-1].stderr
     assert [(r.returncode, r.stdout, r.stderr) for r in fast] == [(r.returncode, r.stdout, r.stderr) for r in slow]
 
 
