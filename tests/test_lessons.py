@@ -188,7 +188,8 @@ def test_stored_outputs_are_clean_and_readable(path):
             out.get("text", "") + "".join(v for v in out.get("data", {}).values() if isinstance(v, str))
             for out in cell.outputs
         )
-        assert "Traceback (most recent call last)" not in raw, f"cell {i} prints a traceback"
+        # A lab error folded to its last line is fine; a stack of frames is plumbing.
+        assert not re.search(r'^\s*File "[^"]+", line \d+', raw, re.M), f"cell {i} prints traceback frames"
         assert not re.search(r"site-packages|/work/|/home/|/tmp/| object at 0x", raw), \
             f"cell {i} prints machine details (paths, addresses):\n{raw[:500]}"
         assert raw.count("\n") <= MAX_OUTPUT_LINES, f"cell {i} prints {raw.count(chr(10))} lines: a wall"
