@@ -1,0 +1,187 @@
+"""``python -m miglab.grading``: grade a class, import LMS downloads, write reports, check the gradebook."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_ASSIGNMENT = "deep_dive"
+SAMPLE_COURSE = REPO / ".grading"
+SAMPLE_CLASS = REPO / "tests" / "submissions" / SAMPLE_ASSIGNMENT
+SAMPLE_CELL_TIMEOUT = 15.0
+
+
+def _limits(args, course: Path):
+    from .assignment import load_course_config
+    from .model import Limits
+
+    config = load_course_config(course)
+    timeout = args.cell_timeout or config.get("Execute", {}).get("timeout") or 60
+    wall = args.wall or max(600.0, 20 * float(timeout))
+    return Limits(cell_timeout=float(timeout), wall=float(wall))
+
+
+def _executor(args):
+    if not args.dask:
+        return None
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise SystemExit("--dask needs the 'distributed' package: pip install distributed")
+    return Client(args.dask)
+
+
+def make_sample_course(dest: Path = SAMPLE_COURSE, assignment: str = SAMPLE_ASSIGNMENT,
+                       submissions: Path = SAMPLE_CLASS) -> Path:
+    """A scratch course: this repo's source/<assignment>, its nbgrader settings, the sample class."""
+    from .lms import import_submissions
+
+    src = REPO / "source" / assignment
+    if not src.is_dir():
+        raise SystemExit(f"no {src}: the sample class needs the assignment source")
+    if not submissions.is_dir():
+        raise SystemExit(f"no sample class in {submissions}")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "nbgrader_config.py").write_text(
+        "# Scratch course made by `python -m miglab.grading grade` (the sample class). Safe to delete.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"load_subconfig({str(REPO / 'grader_config.py')!r})  # noqa: F821\n"
+        f"c.CourseDirectory.root = {str(dest)!r}\n"
+        f"c.CourseDirectory.db_url = {('sqlite:///' + str(dest / 'gradebook.db'))!r}\n")
+    shutil.rmtree(dest / "source" / assignment, ignore_errors=True)
+    shutil.copytree(src, dest / "source" / assignment,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    import_submissions(submissions, dest, assignment, replace=True)
+    return dest
+
+
+def cmd_grade(args) -> int:
+    from .coordinator import default_kernel, grade_assignment
+
+    if args.assignment is None:
+        course = make_sample_course()
+        assignment = SAMPLE_ASSIGNMENT
+        if not args.cell_timeout:
+            args.cell_timeout = SAMPLE_CELL_TIMEOUT
+        print(f"No assignment given: grading the sample class ({SAMPLE_CLASS.relative_to(REPO)}) "
+              f"in the scratch course {course}", flush=True)
+    else:
+        course, assignment = Path(args.course).resolve(), args.assignment
+    summary = grade_assignment(
+        course, assignment, db_url=args.db, workers=args.workers, executor=_executor(args), force=args.force,
+        students=args.student or None, limits=_limits(args, course), kernel=default_kernel(args.unsafe),
+        progress=not args.no_progress, feedback=not args.no_feedback)
+    print(summary.text())
+    if summary.interrupted:
+        return 130
+    return 1 if summary.statuses.get("error") else 0
+
+
+def cmd_import(args) -> int:
+    from .lms import LMSImportError, import_submissions
+
+    try:
+        report = import_submissions(args.source, Path(args.course), args.assignment, notebook=args.notebook,
+                                    id_regex=args.id_regex, replace=args.replace)
+    except LMSImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.text())
+    return 1 if report.problems else 0
+
+
+def _db(args, course: Path):
+    from .assignment import load_course_config
+
+    cd = load_course_config(course).get("CourseDirectory", {})
+    return (args.db or cd.get("db_url") or f"sqlite:///{course / 'gradebook.db'}",
+            cd.get("course_id") or "default_course")
+
+
+def cmd_report(args) -> int:
+    from .reports import write_reports
+
+    course = Path(args.course).resolve()
+    db_url, course_id = _db(args, course)
+    csv_path, chart = write_reports(db_url, course_id, args.assignment, course / "reports" / args.assignment)
+    print(f"grades CSV: {csv_path}\nscore chart: {chart}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .gradebook import check_integrity
+
+    course = Path(args.course).resolve()
+    db_url, course_id = _db(args, course)
+    problems = check_integrity(db_url, course_id, args.assignment, course)
+    for p in problems:
+        print(p)
+    print("gradebook OK" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m miglab.grading",
+        description="Batch grading for the course: every submission graded by real nbgrader, in parallel; "
+                    "a bad submission gets a recorded result with a reason and never stops the class.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade all new or changed submissions of an assignment",
+                       description="Grade submitted/<student>/<assignment>/ for every student. Without an "
+                                   "assignment: grade the sample class in the scratch course .grading/.")
+    g.add_argument("assignment", nargs="?", help="assignment id (default: the sample class)")
+    g.add_argument("--course", default=".", help="course folder holding nbgrader_config.py, source/, submitted/ "
+                                                 "(default: the current folder)")
+    g.add_argument("--db", help="gradebook SQLAlchemy URL (default: the course's, sqlite:///<course>/gradebook.db); "
+                                "e.g. postgresql+psycopg://user@host/grades")
+    g.add_argument("-j", "--workers", type=int, help="parallel workers (default: number of CPU cores)")
+    g.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
+    g.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    g.add_argument("--cell-timeout", type=float, help="seconds per cell before it is interrupted "
+                                                      "(default: the course's Execute.timeout)")
+    g.add_argument("--wall", type=float, help="seconds per submission in all (default: max(600, 20 x cell timeout))")
+    g.add_argument("--unsafe", action="store_true", help="run kernels as plain local processes, without the sandbox")
+    g.add_argument("--dask", metavar="ADDRESS", help="run the workers on a Dask cluster (scheduler address)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-feedback", action="store_true", help="skip the feedback HTML files")
+    g.set_defaults(func=cmd_grade)
+
+    i = sub.add_parser("import", help="import an LMS download (folder or zip of notebooks) as submissions")
+    i.add_argument("source", help="folder or .zip of notebooks, one per student")
+    i.add_argument("assignment", help="assignment id")
+    i.add_argument("--course", default=".", help="course folder (default: current folder)")
+    i.add_argument("--notebook", help="notebook name inside the assignment (default: the assignment id)")
+    i.add_argument("--id-regex", help="regular expression finding the student id in a file name "
+                                      "(group 'id' or group 1)")
+    i.add_argument("--replace", action="store_true", help="replace a different existing submission "
+                                                          "(the old folder is kept beside it)")
+    i.set_defaults(func=cmd_import)
+
+    r = sub.add_parser("report", help="write reports/<assignment>/grades.csv and scores.png from the gradebook")
+    r.add_argument("assignment")
+    r.add_argument("--course", default=".")
+    r.add_argument("--db")
+    r.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("check", help="check the gradebook's integrity for an assignment")
+    c.add_argument("assignment")
+    c.add_argument("--course", default=".")
+    c.add_argument("--db")
+    c.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from .assignment import AssignmentError, ensure_tools_on_path
+
+    ensure_tools_on_path()
+    try:
+        return args.func(args)
+    except AssignmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,212 @@
+"""nbgrader's Execute preprocessor, made to survive bad submissions.
+
+Plain nbgrader gives up on a whole submission when the kernel dies, and a
+kernel that ignores the interrupt costs one full cell timeout per remaining
+cell. :class:`ResilientExecute` keeps nbgrader's behaviour for everything
+that goes well and, when something goes badly, keeps what already ran:
+
+* a cell that runs past its timeout is interrupted (as in nbgrader); if the
+  kernel does not answer within ``interrupt_grace`` seconds it is killed;
+* a kernel that dies, is killed, or passes the submission's ``deadline``
+  stops the run; every code cell that did not run gets an error output
+  saying why, so nbgrader scores it 0 and the cells that ran keep their
+  credit.
+
+What happened is reported through :func:`outcome` under ``run_key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
+from nbformat.notebooknode import NotebookNode, from_dict
+from traitlets import Dict, Float, Unicode
+
+from nbgrader.preprocessors import Execute
+
+from . import model
+
+_OUTCOMES: dict[str, list[dict]] = {}
+_LOCK = threading.Lock()
+
+
+def outcome(run_key: str) -> list[dict]:
+    """What happened to each notebook run under ``run_key`` (and forget it)."""
+    with _LOCK:
+        return _OUTCOMES.pop(run_key, [])
+
+
+def _report(run_key: str, entry: dict) -> None:
+    with _LOCK:
+        _OUTCOMES.setdefault(run_key, []).append(entry)
+
+
+NOT_RUN = "CellNotRun"
+
+
+def not_run_output(reason: str) -> NotebookNode:
+    return from_dict({
+        "output_type": "error",
+        "ename": NOT_RUN,
+        "evalue": reason,
+        "traceback": [f"{NOT_RUN}: {reason}"],
+    })
+
+
+class ResilientExecute(Execute):
+    deadline = Float(0.0, help="Wall-clock time (time.time()) after which no cell may run; 0: none").tag(config=True)
+    interrupt_grace = Float(5.0, help="Seconds an interrupted kernel has to answer before it is killed").tag(config=True)
+    run_key = Unicode("", help="Key under which the outcome is reported").tag(config=True)
+    manager_kwargs = Dict({}, help="Extra keyword arguments for the kernel manager").tag(config=True)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        for name, value in self.manager_kwargs.items():
+            setattr(km, name, value)
+        return km
+
+    async def async_start_new_kernel_client(self):
+        """nbclient's, without the heartbeat channel: aliveness comes from the kernel manager, and
+        stopping a heartbeat thread costs about a second per kernel."""
+        try:
+            self.kc = self.km.client()
+            self.kc.start_channels(hb=False)
+            await self.kc.wait_for_ready(timeout=self.startup_timeout)
+        except Exception:
+            await self._async_cleanup_kernel()
+            raise
+        self.kc.allow_stdin = False
+        return self.kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def _remaining(self) -> float | None:
+        if not self.deadline:
+            return None
+        return self.deadline - time.time()
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        remaining = self._remaining()
+        if remaining is not None:
+            cut = max(0.5, remaining)
+            if timeout is None or cut < timeout:
+                self._cut_by_deadline = True
+                return cut
+            self._cut_by_deadline = False
+        return timeout
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = True
+        return await super()._async_handle_timeout(timeout, cell)
+
+    async def _async_responsive(self, grace: float) -> bool:
+        """Does the kernel answer a kernel_info request within ``grace`` seconds?"""
+        msg_id = self.kc.kernel_info()
+        end = time.monotonic() + grace
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            except (asyncio.TimeoutError, TimeoutError, Exception):
+                return False
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+
+    _responsive = run_sync(_async_responsive)
+
+    def preprocess(self, nb, resources=None, km=None):
+        from nbclient.client import NotebookClient
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        path = (resources or {}).get("metadata", {}).get("path", "")
+        status, reason = model.OK, ""
+        kernel_start = cell_seconds = 0.0
+        timed_out_cells: list[int] = []
+        failure: str | None = None
+        started = time.monotonic()
+
+        def code_cells_from(start):
+            return [c for c in self.nb.cells[start:] if c.cell_type == "code" and c.source.strip()]
+
+        try:
+            with self.setup_kernel():
+                info_msg = self.wait_for_reply(self.kc.kernel_info())
+                self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+                kernel_start = time.monotonic() - started
+                for index, cell in enumerate(self.nb.cells):
+                    if cell.cell_type != "code" or not cell.source.strip():
+                        continue
+                    remaining = self._remaining()
+                    if remaining is not None and remaining <= 0:
+                        status, failure = model.WALL_LIMIT, (
+                            f"the submission reached its wall-clock limit before cell {index + 1}")
+                        break
+                    self._timed_out = False
+                    self._cut_by_deadline = False
+                    t0 = time.monotonic()
+                    try:
+                        self.preprocess_cell(cell, resources, index)
+                    except CellTimeoutError:
+                        # the interrupt was sent but the kernel never went idle (no output, no reply)
+                        self._timed_out = True
+                    except DeadKernelError:
+                        cell_seconds += time.monotonic() - t0
+                        status, failure = model.DEAD_KERNEL, f"the kernel died while running cell {index + 1}"
+                        cell.outputs.append(not_run_output(failure))
+                        index += 1
+                        break
+                    cell_seconds += time.monotonic() - t0
+                    if self._timed_out:
+                        if self._cut_by_deadline:
+                            status, failure = model.WALL_LIMIT, (
+                                f"the submission reached its wall-clock limit in cell {index + 1}")
+                            self.shutdown_kernel = "immediate"
+                            cell.outputs.append(not_run_output(failure))
+                            index += 1
+                            break
+                        timed_out_cells.append(index + 1)
+                        if not self._responsive(self.interrupt_grace):
+                            status, failure = model.HUNG, (
+                                f"cell {index + 1} ran past the {self.timeout:g} s limit and the kernel "
+                                "ignored the interrupt, so it was stopped")
+                            self.shutdown_kernel = "immediate"
+                            cell.outputs.append(not_run_output(failure))
+                            index += 1
+                            break
+                else:
+                    index = len(self.nb.cells)
+                if failure:
+                    for cell in code_cells_from(index):
+                        cell.outputs = [not_run_output(failure)]
+                        cell.execution_count = None
+        except DeadKernelError:
+            # the kernel died between cells or while being shut down
+            if not failure:
+                status, failure = model.DEAD_KERNEL, "the kernel died"
+        except Exception as exc:  # the kernel could not be started
+            if kernel_start == 0.0 and not failure:
+                status, failure = model.KERNEL_FAILED, f"no kernel could be started: {exc.__class__.__name__}: {exc}"
+                for cell in code_cells_from(0):
+                    cell.outputs = [not_run_output(failure)]
+            else:
+                raise
+        if not failure and timed_out_cells:
+            status = model.TIMEOUT
+            cells = ", ".join(map(str, timed_out_cells))
+            failure = f"cell {cells} ran past the {self.timeout:g} s limit and was interrupted"
+        reason = failure or ""
+        self.set_widgets_metadata()
+        _report(self.run_key, {
+            "path": path, "status": status, "reason": reason,
+            "kernel_start": kernel_start, "cell_seconds": cell_seconds,
+        })
+        return self.nb, self.resources

@@ -1,0 +1,272 @@
+"""Batch grading end to end with real nbgrader: a small fixture course and the sample class.
+
+The fixture course ("tiny": three questions, 2 + 3 + 5 points) gets the same
+kinds of students as the sample class, made by the same generator
+(tests/submissions/make_sample_class.py). Expected scores come from that
+generator (points of the source notebook and what was done to each copy),
+never from running the grader.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "submissions"))
+
+import make_sample_class as sample  # noqa: E402
+
+from miglab.grading import Limits, Task, grade_assignment, grade_submission  # noqa: E402
+from miglab.grading.assignment import _generate, prepare  # noqa: E402
+from miglab.grading.coordinator import default_kernel  # noqa: E402
+from miglab.grading.gradebook import check_integrity  # noqa: E402
+from miglab.grading.lms import import_submissions, student_id  # noqa: E402
+
+PY = sys.executable
+LIMITS = Limits(cell_timeout=3, interrupt_grace=2, wall=120)
+CONFIG = """c = get_config()
+c.CourseDirectory.course_id = "tinycourse"
+c.OverwriteCells.add_missing_cells = True
+c.Execute.timeout = 3
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+"""
+
+
+def tree_hash(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def make_course(root: Path) -> tuple[Path, dict]:
+    """A course folder with source/tiny, its nbgrader config and a folder of LMS downloads."""
+    (root / "source" / "tiny").mkdir(parents=True)
+    nbformat.write(sample.tiny_source(), str(root / "source" / "tiny" / "tiny.ipynb"))
+    (root / "nbgrader_config.py").write_text(CONFIG)
+    release_dir = _generate(root / "source" / "tiny", root / ".release-build", "tiny", "tinycourse",
+                            f"sqlite:///{root / '.release-build' / 'x.db'}", {})
+    release = nbformat.read(str(release_dir / "tiny.ipynb"), as_version=4)
+    files, expected = sample.build_class(sample.tiny_source(), release)
+    downloads = root / "downloads"
+    downloads.mkdir()
+    for name, data in files.items():
+        (downloads / f"{name}_tiny.ipynb").write_bytes(data)
+    return downloads, expected
+
+
+def gradebook_scores(course: Path, assignment="tiny") -> dict:
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "tinycourse") as gb:
+        for sub in gb.find_assignment(assignment).submissions:
+            out[sub.student.id] = {g.name: g.auto_score for nb in sub.notebooks for g in nb.grades}
+    return out
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The tiny class imported from an LMS folder and graded once with two workers."""
+    course = tmp_path_factory.mktemp("course")
+    downloads, expected = make_course(course)
+    report = import_submissions(downloads, course, "tiny")
+    assert sorted(report.imported) == sorted(expected) and not report.problems
+    before = tree_hash(course / "submitted")
+    summary = grade_assignment(course, "tiny", workers=2, limits=LIMITS, kernel=default_kernel(),
+                               progress=False)
+    return course, expected, summary, before
+
+
+def test_every_student_gets_the_exact_expected_score_and_status(graded):
+    course, expected, summary, _ = graded
+    assert summary.total == summary.graded == len(expected) and summary.skipped == 0
+    got = {r.student_id: r for r in summary.results}
+    for student, exp in expected.items():
+        r = got[student]
+        assert r.status == exp["status"], (student, r.status, r.reason)
+        assert {s.grade_id: s.score for s in r.scores} == exp["scores"], student
+        assert r.total == exp["total"], student
+        if exp["status"] != "ok":
+            assert r.reason, student
+    # the same numbers are in nbgrader's gradebook
+    book = gradebook_scores(course)
+    assert set(book) == set(expected)
+    for student, exp in expected.items():
+        assert book[student] == exp["scores"], student
+
+
+def test_reasons_say_what_happened(graded):
+    _, _, summary, _ = graded
+    got = {r.student_id: r for r in summary.results}
+    assert "not valid JSON" in got["malformed"].reason
+    assert "not a notebook" in got["not_a_notebook"].reason
+    assert "kernel died" in got["dead_kernel"].reason
+    assert "ignored the interrupt" in got["ignores_sigint"].reason
+    assert "3 s limit" in got["infinite_loop"].reason
+    # points lost because a cell never ran carry the reason
+    lost = [s for s in got["dead_kernel"].scores if s.score == 0]
+    assert lost and all("kernel died" in s.reason for s in lost)
+
+
+def test_gradebook_integrity_and_submitted_untouched(graded):
+    course, _, _, before = graded
+    assert check_integrity(f"sqlite:///{course / 'gradebook.db'}", "tinycourse", "tiny", course) == []
+    assert tree_hash(course / "submitted") == before
+    # nbgrader's own command line reads the gradebook we wrote
+    out = subprocess.run([str(Path(PY).parent / "nbgrader"), "export", "--to", str(course / "nbgrader.csv")],
+                         cwd=course, capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(open(course / "nbgrader.csv")))
+    assert {r["student_id"]: float(r["raw_score"]) for r in rows}["partial"] == 2.0
+
+
+def test_outputs_csv_chart_autograded_and_feedback_without_hidden_tests(graded):
+    course, expected, summary, _ = graded
+    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    assert list(next(iter(rows.values())))[:4] == ["student_id", "q1_test", "q2_test", "q3_test"]
+    for student, exp in expected.items():
+        assert float(rows[student]["total"]) == exp["total"]
+        assert rows[student]["status"] == exp["status"]
+        assert float(rows[student]["q2_test"]) == exp["scores"]["q2_test"]
+    assert rows["malformed"]["reason"].startswith("tiny.ipynb: the file is not valid JSON")
+    assert summary.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for student in expected:
+        fb = (course / "feedback" / student / "tiny" / "tiny.html").read_text()
+        assert "HIDDEN-Q" not in fb and "BEGIN HIDDEN" not in fb, student
+        if expected[student]["status"] != "malformed":
+            nb = nbformat.read(str(course / "autograded" / student / "tiny" / "tiny.ipynb"), as_version=4)
+            assert any("HIDDEN-Q1" in c.source for c in nb.cells), student  # hidden tests were run
+    # the deleted test cell was put back and graded
+    nb = nbformat.read(str(course / "autograded" / "deleted_test_cell" / "tiny" / "tiny.ipynb"), as_version=4)
+    assert [c.metadata.nbgrader["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")] == [
+        "q1_test", "q2_test", "q3_test"]
+    assert "Score: 0 / 10" in (course / "feedback" / "malformed" / "tiny" / "tiny.html").read_text()
+
+
+def test_rerun_grades_only_new_or_changed_and_force_regrades_all(graded, tmp_path):
+    course, expected, _, _ = graded
+    again = grade_assignment(course, "tiny", workers=2, limits=LIMITS, kernel=default_kernel(), progress=False)
+    assert again.graded == 0 and again.skipped == len(expected)
+    # blank resubmits the perfect notebook (through the LMS import, replacing the old file)
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "blank.ipynb").write_bytes((course / "submitted" / "perfect" / "tiny" / "tiny.ipynb").read_bytes())
+    assert import_submissions(new, course, "tiny").problems  # refuses to overwrite silently
+    assert import_submissions(new, course, "tiny", replace=True).replaced == ["blank"]
+    again = grade_assignment(course, "tiny", workers=2, limits=LIMITS, kernel=default_kernel(), progress=False)
+    assert [r.student_id for r in again.results] == ["blank"] and again.results[0].total == 10
+    assert gradebook_scores(course)["blank"] == expected["perfect"]["scores"]
+    forced = grade_assignment(course, "tiny", workers=2, force=True, students=["perfect", "partial"],
+                              limits=LIMITS, kernel=default_kernel(), progress=False)
+    assert sorted(r.student_id for r in forced.results) == ["partial", "perfect"]
+    assert check_integrity(f"sqlite:///{course / 'gradebook.db'}", "tinycourse", "tiny", course) == []
+
+
+def test_any_executor_with_submit_works(tmp_path):
+    """The pool is pluggable: here the caller's own process pool (a dask.distributed Client, with one
+    thread per worker process, is used the same way)."""
+    downloads, expected = make_course(tmp_path)
+    import_submissions(downloads, tmp_path, "tiny")
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+        s = grade_assignment(tmp_path, "tiny", executor=ex, students=["perfect", "partial", "malformed"],
+                             limits=LIMITS, kernel=default_kernel(), progress=False)
+    assert {r.student_id: r.total for r in s.results} == {
+        k: expected[k]["total"] for k in ("perfect", "partial", "malformed")}
+
+
+def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
+    downloads, _ = make_course(tmp_path)
+    info = prepare(tmp_path, "tiny")
+    nb = nbformat.reads((downloads / "perfect_tiny.ipynb").read_text(), as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
+            cell.source = "import time\ntime.sleep(30)\n" + cell.source
+    task = Task(student_id="slow", assignment=info, files={"tiny.ipynb": nbformat.writes(nb).encode()},
+                submission_hash="h", limits=Limits(cell_timeout=60, wall=6, interrupt_grace=2),
+                kernel=default_kernel())
+    r = grade_submission(task)
+    assert r.status == "wall_limit", r.reason
+    assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 0.0, "q3_test": 0.0}
+    assert r.seconds < 30
+
+
+def test_killed_run_resumes_to_the_same_grades(tmp_path):
+    downloads, expected = make_course(tmp_path)
+    import_submissions(downloads, tmp_path, "tiny")
+    cmd = [PY, "-m", "miglab.grading", "grade", "tiny", "--course", str(tmp_path), "-j", "2",
+           "--cell-timeout", "3", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    db = tmp_path / "gradebook.db"
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(db) as con:
+                done = con.execute("SELECT COUNT(*) FROM miglab_grading").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if done >= 2:
+            break
+    assert proc.poll() is None and 2 <= done < len(expected), "the run should be killed mid-way"
+    os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, the hard way
+    proc.wait()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "unchanged (skipped)" in out.stdout
+    book = gradebook_scores(tmp_path)
+    assert book == {k: v["scores"] for k, v in expected.items()}
+    assert check_integrity(f"sqlite:///{db}", "tinycourse", "tiny", tmp_path) == []
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM miglab_grading").fetchone()[0] == len(expected)
+        assert con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0] == len(expected)
+
+
+def test_lms_file_names_carry_the_student_id(tmp_path):
+    assert student_id("alice.ipynb", "deep_dive", "deep_dive") == "alice"
+    assert student_id("bob_deep_dive.ipynb", "deep_dive", "deep_dive") == "bob"
+    assert student_id("smithalice_12345_67890_deep_dive.ipynb", "deep_dive", "deep_dive") == "12345"
+    assert student_id("smithalice_LATE_12345_67890_deep_dive-1.ipynb", "deep_dive", "deep_dive") == "12345"
+    assert student_id("Alice Smith_777_assignsubmission_file_/deep_dive.ipynb", "deep_dive", "deep_dive") == "777"
+    assert student_id("hw-s0042.ipynb", "deep_dive", "deep_dive", id_regex=r"s(?P<id>\d+)") == "0042"
+    with pytest.raises(ValueError):
+        student_id("not an id!.ipynb", "deep_dive", "deep_dive")
+    # a zip with two files for one student imports neither, and says so
+    import zipfile
+
+    z = tmp_path / "class.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("carol.ipynb", "{}")
+        zf.writestr("carol_deep_dive.ipynb", "{}")
+        zf.writestr("dave.ipynb", "{}")
+        zf.writestr("__MACOSX/._dave.ipynb", "junk")
+    report = import_submissions(z, tmp_path, "deep_dive")
+    assert report.imported == ["dave"] and len(report.problems) == 1 and "carol" in report.problems[0][1]
+    assert (tmp_path / "submitted" / "dave" / "deep_dive" / "timestamp.txt").exists()
+    assert not (tmp_path / "submitted" / "carol").exists()
+
+
+def test_cli_help_lists_the_commands():
+    out = subprocess.run([PY, "-m", "miglab.grading", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for word in ("grade", "import", "report", "check"):
+        assert word in out.stdout
+    out = subprocess.run([PY, "-m", "miglab.grading", "grade", "--help"], capture_output=True, text=True)
+    assert "--workers" in out.stdout and "--force" in out.stdout and "--db" in out.stdout
