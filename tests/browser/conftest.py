@@ -49,17 +49,23 @@ SERVER_START_TIMEOUT = 60
 
 # ------------------------------------------------------------------ chromium
 
+_install_failure: list[str] = []  # tried once per session, not once per test
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium, installed on first use. Fails (never skips) if it cannot be had."""
-    if not CHROMIUM.exists():
-        proc = subprocess.run(["bash", str(INSTALLER)], capture_output=True, text=True)
-        if proc.returncode != 0 or not CHROMIUM.exists():
-            pytest.fail(
-                f"Chromium is needed for the browser tests and could not be installed "
-                f"(tools/install_browser.sh exit {proc.returncode}):\n{proc.stderr.strip()}",
-                pytrace=False,
-            )
+    if not CHROMIUM.exists() and not _install_failure:
+        try:
+            proc = subprocess.run(["bash", str(INSTALLER)], capture_output=True, text=True)
+            detail = f"exit {proc.returncode}):\n{proc.stderr.strip()}"
+        except OSError as err:
+            detail = f"could not run it: {err})"
+        if not CHROMIUM.exists():
+            _install_failure.append(detail)
+    if _install_failure:
+        pytest.fail("Chromium is needed for the browser tests and could not be installed "
+                    f"(tools/install_browser.sh {_install_failure[0]}", pytrace=False)
     return CHROMIUM
 
 
@@ -253,13 +259,27 @@ def browser_context(chromium, tmp_path_factory):
             context.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def page(browser_context):
-    """A new tab; JavaScript errors in the page are collected in ``page.js_errors``."""
+def page(browser_context, request):
+    """A new tab. If the test fails, what the tab showed is saved as .screenshots/browser_FAILED_<test>.png."""
     tab = browser_context.new_page()
-    tab.js_errors = []
-    tab.on("pageerror", lambda err: tab.js_errors.append(str(err)))
     yield tab
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shot = SCREENSHOTS / f"browser_FAILED_{request.node.name}.png"
+        try:
+            tab.screenshot(path=shot)
+            print(f"screenshot of the failure: {shot}")
+        except Exception as err:  # the page may be gone; the test's own error matters more
+            print(f"no screenshot of the failure: {err}")
     tab.close()
 
 

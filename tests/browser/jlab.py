@@ -64,8 +64,16 @@ def run_all_cells_fresh(page: Page, timeout: float = 90_000) -> list[str]:
     idle and no cell is pending. Returns the prompts, which are [1]..[n] when every cell ran once."""
     menu(page, "Edit", "Clear Outputs of All Cells")
     expect(page.locator(f"{CODE_CELL} .jp-OutputArea-output")).to_have_count(0)
+    stale = [p for p in prompts(page) if PROMPT_NUMBER.match(p)]
+    assert not stale, f"clearing outputs left execution counts: {stale}"
     menu(page, "Run", "Run All Cells")
-    # Wait until nothing is running or queued, and the kernel says idle.
+    # Started: some cell is queued/running or already numbered (all were blank after clearing).
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]
+                 .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""",
+        timeout=timeout,
+    )
+    # Finished: nothing running or queued, and the kernel says idle.
     page.wait_for_function(
         """() => {
             const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]
