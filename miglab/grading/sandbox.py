@@ -79,6 +79,9 @@ class Limits:
     tmpfs: int = 512 << 20       # size of each private tmpfs (/tmp and the home folder)
     wall: float = 900.0          # wall clock, enforced from outside by killing the pid namespace
     output: int = 1 << 20        # bytes of output kept per notebook cell (see sandbox_kernel)
+    cpus: float = 1.0            # CPU share of the whole sandbox (cgroup quota), so a fork bomb
+                                 # cannot starve the grader or the other students' kernels
+    memory_total: int = 6 << 30  # memory of the whole sandbox (cgroup), whatever the process count
 
     def prlimit_args(self) -> list[str]:
         return [f"--as={self.memory}", f"--cpu={self.cpu}", f"--nproc={self.nproc}",
@@ -178,6 +181,61 @@ def lease_uid() -> UidLease:
     raise SandboxError(f"all {UID_COUNT} sandbox uids are in use")
 
 
+# ---------------------------------------------------------------- cgroups
+
+CGROUP_V1 = Path("/sys/fs/cgroup")
+
+
+class Cgroups:
+    """Best effort: a cgroup per sandbox (v1 cpu, pids, memory) capping the whole sandbox.
+
+    rlimits bound each process; these bound the sandbox as a whole (a fork
+    bomb's CPU share, its total memory). Where cgroups cannot be made (not
+    mounted, read-only), the rlimits and the wall clock still hold.
+    """
+
+    def __init__(self, name: str, limits: Limits):
+        self.dirs: list[Path] = []
+        settings = {
+            "cpu": {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": str(int(limits.cpus * 100000))},
+            "pids": {"pids.max": str(limits.nproc + 16)},
+            "memory": {"memory.limit_in_bytes": str(limits.memory_total)},
+        }
+        for controller, values in settings.items():
+            d = CGROUP_V1 / controller / name
+            try:
+                if not (CGROUP_V1 / controller / "cgroup.procs").exists():
+                    continue
+                d.mkdir(exist_ok=True)
+                for k, v in values.items():
+                    (d / k).write_text(v)
+                self.dirs.append(d)
+            except OSError:
+                continue
+
+    def join_script(self) -> list[str]:
+        """Shell lines that move the stage-1 shell (and so everything it starts) into the cgroups."""
+        return [f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))} 2>/dev/null || true" for d in self.dirs]
+
+    def close(self) -> None:
+        for d in self.dirs:
+            for _ in range(100):
+                try:
+                    pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
 # ------------------------------------------------------------ the command
 
 def _python_roots() -> list[Path]:
@@ -216,7 +274,7 @@ def _pairs(items) -> list[tuple[str, str]]:
     return out
 
 
-def build_command(spec: Spec, uid: int, stage: Path) -> list[str]:
+def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" = None) -> list[str]:
     """The host command line: unshare (root, private mounts) -> prlimit -> setpriv (uid) -> bwrap."""
     lim = spec.limits
     mounts: list[tuple[str, str, bool]] = []   # (host source, inside target, writable)
@@ -233,7 +291,7 @@ def build_command(spec: Spec, uid: int, stage: Path) -> list[str]:
     mounts += [(h, i, True) for h, i in _pairs(spec.writable)]
 
     # Stage 1 (root, private mount namespace): make every source reachable by the uid.
-    script = ["set -e"]
+    script = ["set -e", *(cgroups.join_script() if cgroups else [])]
     bwrap = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
              "--hostname", "sandbox", "--uid", str(uid), "--gid", str(uid), "--clearenv"]
     for i, (host, inside, rw) in enumerate(mounts):
@@ -277,8 +335,9 @@ def build_command(spec: Spec, uid: int, stage: Path) -> list[str]:
 class Prepared:
     """A leased uid and a staging folder for one sandbox; :meth:`close` frees both."""
 
-    def __init__(self, base: Path | None = None):
+    def __init__(self, base: Path | None = None, limits: Limits = DEFAULT_LIMITS):
         self.lease = lease_uid()
+        self.cgroups = Cgroups(f"miglab-sbx-{self.lease.uid}", limits)
         self.uid = self.lease.uid
         self.base = Path(base or tempfile.mkdtemp(prefix="miglab-sbx-"))
         self.base.mkdir(mode=0o711, exist_ok=True)
@@ -287,7 +346,7 @@ class Prepared:
         self.stage.mkdir(mode=0o755, exist_ok=True)
 
     def command(self, spec: Spec) -> list[str]:
-        return build_command(spec, self.uid, self.stage)
+        return build_command(spec, self.uid, self.stage, self.cgroups)
 
     def give(self, path: Path) -> None:
         """Make ``path`` (a folder made by the trusted side) writable by the sandbox uid."""
@@ -295,6 +354,7 @@ class Prepared:
             os.lchown(p, self.uid, self.uid)
 
     def close(self, remove_base: bool = True) -> None:
+        self.cgroups.close()
         if remove_base:
             shutil.rmtree(self.base, ignore_errors=True)
         self.lease.release()
@@ -345,7 +405,7 @@ def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), r
     if not sys.platform.startswith("linux") or os.geteuid() != 0 or _tools_missing():
         raise SandboxError(available()[1])
     wall = limits.wall if timeout is None else min(timeout, limits.wall)
-    prep = Prepared()
+    prep = Prepared(limits=limits)
     started = time.monotonic()
     writable = [Path(w) for w in writable]
     try:

@@ -168,6 +168,8 @@ if AsyncKernelManager is not None:
 
         memory = Integer(sandbox.DEFAULT_LIMITS.memory).tag(config=True)
         cpu = Integer(sandbox.DEFAULT_LIMITS.cpu).tag(config=True)
+        cpus = Float(sandbox.DEFAULT_LIMITS.cpus).tag(config=True)
+        memory_total = Integer(sandbox.DEFAULT_LIMITS.memory_total).tag(config=True)
         nproc = Integer(sandbox.DEFAULT_LIMITS.nproc).tag(config=True)
         nofile = Integer(sandbox.DEFAULT_LIMITS.nofile).tag(config=True)
         fsize = Integer(sandbox.DEFAULT_LIMITS.fsize).tag(config=True)
@@ -188,7 +190,8 @@ if AsyncKernelManager is not None:
 
         def limits(self) -> "sandbox.Limits":
             return sandbox.Limits(memory=self.memory, cpu=self.cpu, nproc=self.nproc, nofile=self.nofile,
-                                  fsize=self.fsize, tmpfs=self.tmpfs, wall=self.wall, output=self.output)
+                                  fsize=self.fsize, tmpfs=self.tmpfs, wall=self.wall, output=self.output,
+                                  cpus=self.cpus, memory_total=self.memory_total)
 
         @property
         def kernel_spec(self):
@@ -275,7 +278,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     info = json.loads(Path(connection_file).read_text())
     ipc_host = Path(info["ip"]).parent
     folder = ipc_host.parent
-    prep = sandbox.Prepared(base=folder / "sandbox")
+    prep = sandbox.Prepared(base=folder / "sandbox", limits=limits)
     ipc_uid = prep.uid
     inside_info = dict(info, ip=f"{INSIDE_IPC}/{Path(info['ip']).name}")
     conn_inside = ipc_host / "connection.json.part"

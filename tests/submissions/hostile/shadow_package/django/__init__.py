@@ -1,0 +1,2 @@
+print('HOSTILE-REPORT {"shadow": "django imported"}')
+VERSION = (9, 9)

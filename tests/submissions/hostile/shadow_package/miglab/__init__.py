@@ -1,0 +1,1 @@
+print('HOSTILE-REPORT {"shadow": "imported"}')

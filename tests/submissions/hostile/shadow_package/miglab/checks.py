@@ -1,0 +1,5 @@
+print('HOSTILE-REPORT {"shadow": "imported"}')
+def check(*a, **k):
+    print('all checks passed')
+def setup_kernel(*a, **k):
+    pass
