@@ -142,10 +142,21 @@ def test_self_check_a_failing_lesson_cell_is_caught(jupyter, page):
 
 
 def test_self_check_a_quiz_without_the_widget_manager_is_caught(jupyter, page):
+    # Just the lesson's quiz cell, after the imports it needs (quicker than the whole lesson).
+    lesson = nbformat.read(jupyter.root / LESSON, as_version=4)
+    quiz_cell = [c for c in lesson.cells if c.cell_type == "code"][first_quiz_question(jupyter.root / LESSON).cell_index]
+    nb = nbformat.v4.new_notebook(metadata=lesson.metadata)
+    nb.cells = [nbformat.v4.new_code_cell("from miglab.quiz import Quiz, Question"),
+                nbformat.v4.new_code_cell(quiz_cell.source)]
+    quiz_only = "notebooks/zz_quiz_only.ipynb"
+    nbformat.write(nb, jupyter.root / quiz_only)
     with jupyter.extensions_disabled(WIDGET_MANAGER):
-        check_lesson_runs(page, jupyter, LESSON)
+        check_lesson_runs(page, jupyter, quiz_only)
         with pytest.raises(AssertionError, match="the quiz widget did not render"):
-            check_quiz_answers(page, jupyter, LESSON, render_timeout=3_000)
+            check_quiz_answers(page, jupyter, quiz_only, render_timeout=3_000)
+        # What shows instead is the quiz's plain-text form.
+        first = first_quiz_question(jupyter.root / quiz_only).question
+        expect(page.locator(CODE_CELL).nth(1)).to_contain_text(first.prompt)
 
 
 def test_self_check_a_missing_nbgrader_extension_is_caught(jupyter, page):
