@@ -382,6 +382,8 @@ def judge_check(check_id: str, answer, *, key: dict | None = None, migration_run
         return CheckVerdict(False, f"the recorded result is malformed: {e}")
     except RecursionError:
         return CheckVerdict(False, "the recorded result is malformed: nested too deeply")
+    except Exception as e:  # never let one odd result crash the judging of a whole notebook
+        return CheckVerdict(False, f"the recorded result could not be judged ({type(e).__name__})")
 
 
 def format_verdict(check_id: str, answer) -> CheckVerdict:

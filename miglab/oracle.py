@@ -817,8 +817,9 @@ def _untrusted_manage(project: Path, args: list[str], timeout: float = 60):
 def _read_rows(db: Path) -> dict:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT id, title, slug FROM library_book ORDER BY id").fetchall()
-        applied = [r[0] for r in con.execute("SELECT name FROM django_migrations WHERE app='library' ORDER BY id")]
+        rows = con.execute("SELECT id, title, slug FROM library_book ORDER BY id LIMIT 1000").fetchall()
+        applied = [str(r[0]) for r in con.execute(
+            "SELECT name FROM django_migrations WHERE app='library' ORDER BY id LIMIT 100")]
     finally:
         con.close()
     return {"rows": [[int(i), str(t), None if s is None else str(s)] for i, t, s in rows], "applied": applied}
@@ -861,7 +862,11 @@ def run_migration_scenario(source_text: str, titles: list[str], manage=None) -> 
             out = (done.stdout + done.stderr).replace(str(lab.path), ".")
             side_result = {"returncode": int(done.returncode), "timed_out": bool(done.timed_out),
                            "output": out[-1500:]}
-            side_result.update(_read_rows(lab.db_path))
+            try:
+                side_result.update(_read_rows(lab.db_path))
+            except (sqlite3.Error, OSError, ValueError, TypeError) as e:
+                return {"error": f"the database could not be read after `migrate library {target}` "
+                                 f"({type(e).__name__}: {e})"}
             result[side] = side_result
             if done.returncode != 0:
                 break

@@ -371,3 +371,15 @@ def test_broken_migrations_fail_with_django_s_message():
     lazy = GOOD.replace("book.save()", "pass")
     verdict = ok("datamig.forward.visible", {"source": lazy})
     assert not verdict.ok and "wrong slug" in verdict.reason
+
+
+def test_a_migration_that_wrecks_its_database_fails_without_crashing_the_judge():
+    wreck = GOOD.replace(
+        '    Book = apps.get_model("library", "Book")\n    for book',
+        '    import pathlib\n    pathlib.Path("db.sqlite3").write_bytes(b"junk" * 100)\n'
+        '    Book = apps.get_model("library", "Book")\n    for book')
+    verdict = ok("datamig.forward.hidden", {"source": wreck})
+    assert not verdict.ok and verdict.reason
+    nb = notebook(graded_cell("datamig_forward", ("datamig.forward.visible", {"source": wreck}),
+                              ("datamig.forward.hidden", {"source": wreck})))
+    assert judges.judge_notebook(nb, key=KEY)["datamig_forward"].score == 0.0
