@@ -208,8 +208,8 @@ def jupyter(course_root, tmp_path_factory) -> Server:
     cmd = [
         str(jupyter_bin), "lab", "--no-browser", "--allow-root",
         "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
-        f"--ServerApp.token={token}", f"--ServerApp.root_dir={course_root}",
-        "--ServerApp.password=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course_root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=course_root, env=env, stdout=out, stderr=subprocess.STDOUT,
