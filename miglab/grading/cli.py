@@ -178,10 +178,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from .assignment import AssignmentError, ensure_tools_on_path
+    from .sandbox import SandboxError
 
     ensure_tools_on_path()
     try:
         return args.func(args)
-    except AssignmentError as exc:
+    except (AssignmentError, SandboxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
