@@ -173,3 +173,20 @@ def test_looking_around_reaches_nothing(graded):
 def test_corpus_is_up_to_date():
     gen = _load("make_hostile", HOSTILE / "make_hostile.py")
     assert gen.main(["--check"]) == 0
+
+
+def test_without_the_sandbox_the_same_attacks_pay(tmp_path):
+    """The control experiment: --unsafe runs kernels as the grader. Only attacks that read are run here."""
+    students = {f"hostile_{a}": {p.relative_to(HOSTILE / a).as_posix(): p.read_bytes()
+                                 for p in sorted((HOSTILE / a).rglob("*")) if p.is_file()}
+                for a in ("read_answers", "shadow_package")}
+    course = tmp_path / "course"
+    write_course(course, students)
+    done = grade(course, "--unsafe")
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = scores(course, students)
+    quiz = {gid: s for gid, s in got["hostile_read_answers"].items() if gid.startswith("quiz_")}
+    assert quiz and all(s == 1.0 for s in quiz.values())   # the answer key was found and used
+    [found] = reports(course, "hostile_read_answers")
+    assert any(p.endswith("answer_key.json") for p in found["found"])
+    assert {"shadow": "imported"} in reports(course, "hostile_shadow_package")

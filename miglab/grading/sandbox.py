@@ -488,16 +488,16 @@ KERNEL_MANAGER = "miglab.grading.sandbox_kernel:SandboxKernelManager"
 def grading_kernel(unsafe: bool = False, limits: Limits = DEFAULT_LIMITS):
     """The ``KernelOptions`` the batch grader uses: sandboxed kernels, or an error saying why not.
 
-    With ``unsafe=True`` and no isolation available, plain local kernels
-    (nbgrader's default) are returned; with isolation available, ``unsafe``
-    changes nothing.
+    ``unsafe=True`` (the grading command's ``--unsafe``) means plain local
+    kernels (nbgrader's default, the grader's own rights), with or without
+    isolation available.
     """
     from .model import KernelOptions
 
+    if unsafe:
+        return KernelOptions()
     ok, why = available()
     if not ok:
-        if unsafe:
-            return KernelOptions()
         raise SandboxError(
             f"refusing to run student code without isolation: {why}. Fix that, or pass --unsafe "
             "to run students' notebooks with the grader's own rights (only for code you trust)."
