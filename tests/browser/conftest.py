@@ -160,7 +160,10 @@ def _pids_with_marker(marker: str) -> list[int]:
 
 def _stop(proc: subprocess.Popen, server: Server | None, marker: str) -> None:
     if server is not None and proc.poll() is None:
-        server.api("shutdown", method="POST")  # stops kernels too
+        try:
+            server.api("shutdown", method="POST")  # stops kernels too
+        except OSError:
+            pass  # not answering: terminated below
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
