@@ -463,8 +463,9 @@ Write `squash(operations)` returning a new list of operations that
 Useful facts: `op.name`, `op.fields` (`CreateModel`), `op.model_name`,
 `op.name`, `op.field` (field operations), `op.old_name`, `op.new_name`
 (`RenameField`). Model names in field operations are lower case. Build new
-operations rather than changing the ones you receive. In the hidden checks, a
-name that disappears is never reused unless a check says so.
+operations rather than changing the ones you receive. Names can come back: a
+column that was removed or renamed away may later be added again under the
+same name.
 """)
 
 answer("squash", '''
@@ -627,6 +628,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [("library", "0002_book_slug")]
+    # operations = [...]
     ### BEGIN SOLUTION
     operations = [migrations.RunPython(forwards, backwards)]
     ### END SOLUTION
@@ -743,6 +745,7 @@ for number, (question, options, right) in enumerate(QUIZ, 1):
     listing = "\n".join(f"* **{letter}.** {text}" for letter, text in zip(letters, options))
     md(qid, f"**{qid.upper()}.** {question}\n\n{listing}")
     answer(qid, f'''
+# {qid.upper()} = "?"   <- one of the letters a, b, c, d
 ### BEGIN SOLUTION
 {qid.upper()} = "{right}"
 ### END SOLUTION
