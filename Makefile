@@ -36,5 +36,12 @@ test: $(STAMP)
 release: $(STAMP)
 	$(PY) tools/release.py
 
+# Grade a whole class in parallel (python -m miglab.grading grade --help). With no GRADE arguments:
+# the sample class (tests/submissions/deep_dive) in the scratch course .grading/.
+GRADE ?=
+grade: $(STAMP)
+	@sh tools/install_isolation.sh
+	$(PY) -m miglab.grading grade $(GRADE)
+
 clean:
 	rm -rf .labs .pytest_cache

@@ -270,3 +270,51 @@ def test_cli_help_lists_the_commands():
         assert word in out.stdout
     out = subprocess.run([PY, "-m", "miglab.grading", "grade", "--help"], capture_output=True, text=True)
     assert "--workers" in out.stdout and "--force" in out.stdout and "--db" in out.stdout
+
+
+# ---------------------------------------------------------------- the sample class (deep_dive)
+
+def test_sample_class_is_generated_from_the_current_assignment():
+    out = subprocess.run([PY, str(REPO / "tests" / "submissions" / "make_sample_class.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_sample_class_grades_to_the_exact_expected_scores(tmp_path):
+    """`make grade` without arguments does this in .grading/; here in a temporary course."""
+    from miglab.grading.cli import SAMPLE_CLASS, make_sample_course
+
+    course = make_sample_course(tmp_path / "course")
+    expected = json.loads((SAMPLE_CLASS / "expected.json").read_text())
+    before = tree_hash(course / "submitted")
+    summary = grade_assignment(course, "deep_dive", workers=2, limits=Limits(cell_timeout=10, interrupt_grace=3),
+                               kernel=default_kernel(), progress=False)
+    got = {r.student_id: r for r in summary.results}
+    assert set(got) == set(expected)
+    for student, exp in expected.items():
+        r = got[student]
+        assert r.status == exp["status"], (student, r.status, r.reason)
+        assert {s.grade_id: s.score for s in r.scores} == exp["scores"], (student, r.reason)
+        assert r.judged == (exp["status"] != "malformed"), student  # scores decided by miglab.judges
+    from nbgrader.api import Gradebook
+
+    db_url = f"sqlite:///{course / 'gradebook.db'}"
+    with Gradebook(db_url, "migrations-deep-dive") as gb:
+        totals = {s.student.id: s.score for s in gb.find_assignment("deep_dive").submissions}
+    assert totals == {k: v["total"] for k, v in expected.items()}
+    assert check_integrity(db_url, "migrations-deep-dive", "deep_dive", course) == []
+    assert tree_hash(course / "submitted") == before
+    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    assert {k: float(r["total"]) for k, r in rows.items()} == {k: v["total"] for k, v in expected.items()}
+    # feedback never shows the hidden tests of the source notebook
+    source = nbformat.read(str(course / "source" / "deep_dive" / "deep_dive.ipynb"), as_version=4)
+    hidden = []
+    for cell in source.cells:
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            hidden += [line.strip() for line in block.splitlines() if len(line.strip()) > 25]
+    assert hidden
+    for student in expected:
+        fb = (course / "feedback" / student / "deep_dive" / "deep_dive.html").read_text()
+        leaked = [line for line in hidden if line in fb]
+        assert not leaked, (student, leaked[:3])

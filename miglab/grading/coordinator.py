@@ -14,6 +14,7 @@ processes and an interruption loses at most the students in flight.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -122,7 +123,10 @@ def default_kernel(unsafe: bool = False) -> KernelOptions:
 
 def local_executor(workers: int) -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["miglab.grading.worker", "nbgrader.converters", "nbclient", "nbconvert"])
+    preload = ["miglab.grading.worker", "nbgrader.converters", "nbgrader.api", "nbclient", "nbconvert", "nbformat"]
+    if importlib.util.find_spec("miglab.judges") is not None:
+        preload.append("miglab.judges")  # the judge imports Django: pay that once, not once per worker
+    ctx.set_forkserver_preload(preload)
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=quiet_worker)
 
 

@@ -113,6 +113,7 @@ class Result:
     kernel_start: float = 0.0      # starting kernels (sum over notebooks)
     cell_seconds: float = 0.0      # running cells (sum)
     judged: bool = False           # scores come from miglab.judges
+    phases: dict = field(default_factory=dict)  # seconds per step: autograde, judge, feedback
     log: str = ""                  # tail of nbgrader's log, for the instructor
 
     @property

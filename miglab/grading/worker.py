@@ -221,6 +221,27 @@ def _plain_feedback(task: Task, notebook: str, status: str, reason: str) -> byte
     ).encode()
 
 
+def _fast_scratch_sqlite() -> None:
+    """A scratch gradebook is thrown away after one student: skip SQLite's fsyncs on it."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if getattr(_fast_scratch_sqlite, "done", False):
+        return
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection, record):
+        try:
+            rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
+        except Exception:
+            return
+        if any(str(r[2]).startswith(str(Path(tempfile.gettempdir()) / "miglab-grade-")) for r in rows):
+            dbapi_connection.execute("PRAGMA synchronous=OFF")
+            dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
+
+    _fast_scratch_sqlite.done = True
+
+
 def quiet_worker() -> None:
     """Process-pool initializer: kernels and libraries write their chatter to a log file, not the terminal."""
     import warnings
@@ -238,6 +259,7 @@ def quiet_worker() -> None:
 def grade_submission(task: Task) -> Result:
     """Grade one student's submission in a private scratch course; never raises for bad input."""
     started = time.monotonic()
+    _fast_scratch_sqlite()
     a = task.assignment
     sid = task.student_id
     # Read every notebook first: a file that is not a notebook is recorded, not run.
@@ -294,11 +316,14 @@ def _grade_in(scratch: Path, task: Task, log, buffer, deadline: float, started: 
     app.force = True
     app.create_student = True
     failure = None
+    phases = {}
+    t0 = time.monotonic()
     try:
         app.start()
     except Exception as exc:  # nbgrader reports per-submission failures this way
         failure = f"{exc.__class__.__name__}: {exc}"
     runs = outcome(run_key)
+    phases["autograde"] = time.monotonic() - t0
 
     out_dir = scratch / "autograded" / sid / a.assignment_id
     graded = {}
@@ -348,6 +373,7 @@ def _grade_in(scratch: Path, task: Task, log, buffer, deadline: float, started: 
         scores.append(CellScore(grade_id=grade_id, notebook=nb_id, score=auto, max_score=max_score,
                                 nbgrader_score=auto, reason=why))
 
+    t0 = time.monotonic()
     judges = judge_module()
     judged = False
     if judges is not None:
@@ -385,6 +411,8 @@ def _grade_in(scratch: Path, task: Task, log, buffer, deadline: float, started: 
             if s.score is not None and s.score < s.max_score and not s.reason:
                 s.reason = "; ".join(reasons)
 
+    phases["judge"] = time.monotonic() - t0
+    t0 = time.monotonic()
     feedback = {}
     if task.feedback:
         fb = GenerateFeedback(coursedir=coursedir, config=cfg, log=log)
@@ -402,5 +430,5 @@ def _grade_in(scratch: Path, task: Task, log, buffer, deadline: float, started: 
         timestamp=task.timestamp, seconds=time.monotonic() - started,
         kernel_start=sum(r["kernel_start"] for r in runs),
         cell_seconds=sum(r["cell_seconds"] for r in runs),
-        judged=judged, log=buffer.getvalue()[-4000:],
+        judged=judged, log=buffer.getvalue()[-4000:], phases={**phases, "feedback": time.monotonic() - t0},
     )
