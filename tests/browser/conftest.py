@@ -292,10 +292,14 @@ def screenshots() -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     for old in SCREENSHOTS.glob("browser_*.png"):
         old.unlink()
+    _taken.append(True)
     return SCREENSHOTS
 
 
+_taken: list[bool] = []  # set once this session's browser tests take pictures
+
+
 def pytest_terminal_summary(terminalreporter):
-    shots = sorted(SCREENSHOTS.glob("browser_*.png")) if SCREENSHOTS.is_dir() else []
+    shots = sorted(SCREENSHOTS.glob("browser_*.png")) if _taken and SCREENSHOTS.is_dir() else []
     if shots:
         terminalreporter.write_line(f"browser screenshots ({len(shots)}): {SCREENSHOTS}/")
