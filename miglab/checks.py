@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import traceback
 
 from . import judges, oracle
@@ -53,11 +52,11 @@ def setup_kernel() -> None:
     """
     oracle.ensure_django()
     if os.environ.get("NBGRADER_EXECUTION"):
-        try:
-            ip = get_ipython()  # noqa: F821
-        except NameError:
-            return
-        ip.InteractiveTB.set_mode(mode="Minimal")
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is not None:
+            ip.InteractiveTB.set_mode(mode="Minimal")
 
 
 def check(check_id: str, answer, *, quiet: bool = False) -> None:
@@ -165,7 +164,7 @@ def _field_json(field) -> list:
     name = type(field).__name__
     if name not in oracle.FIELD_CLASSES or type(field) is not getattr(models, name):
         raise _AnswerError(f"unexpected field type {name} (use the field classes of the input)")
-    _, _, args, kwargs = models.Field.deconstruct(field)
+    _, _, args, kwargs = field.deconstruct()  # Django's own method: the class was checked above
     if args:
         raise _AnswerError("fields must be built with keyword arguments only")
     out = {}
@@ -200,7 +199,9 @@ def _op_json(op) -> dict:
         else:
             out[key] = _str(value, f"{name}.{key}")
     if name == "CreateModel":
-        if op.options or op.managers or tuple(op.bases) != (__import__("django.db.models", fromlist=["Model"]).Model,):
+        from django.db import models
+
+        if op.options or op.managers or tuple(op.bases) != (models.Model,):
             raise _AnswerError("CreateModel should have no options, managers or bases here")
     return out
 
@@ -383,6 +384,3 @@ _COLLECTORS = {
     "datamig.backward.hidden": (_datamig, "0003_fill_slugs backwards (more rows)"),
 }
 _COLLECTORS.update({f"quiz.{q}": (_quiz(q), f"answer {q.upper()}") for q in judges.QUIZ_CHOICES})
-
-if sys.version_info < (3, 12):  # pragma: no cover
-    raise ImportError("miglab needs Python 3.12 or newer")
