@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 PYTEST_ARGS ?=
 
+# Tools that JupyterLab's extensions call by name (nbgrader's formgrader runs `alembic`) come from .venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
 .PHONY: setup lab test grade release bench clean
 
 setup: $(STAMP)
@@ -26,7 +29,7 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	@echo "Starting JupyterLab on the course. Open the URL printed below (Ctrl-C stops it)."
 	$(VENV)/bin/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
-	  --ServerApp.root_dir="$(CURDIR)"
+	  --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/01_what_is_a_migration.ipynb
 
 test: $(STAMP)
 	@sh tools/install_isolation.sh
@@ -42,6 +45,11 @@ GRADE ?=
 grade: $(STAMP)
 	@sh tools/install_isolation.sh
 	$(PY) -m miglab.grading grade $(GRADE)
+
+# Speed figures: lab commands (cold vs fork server vs in-process) and whole lessons.
+bench: $(STAMP)
+	$(PY) bench/bench_lab.py
+	$(PY) bench/bench_lessons.py
 
 clean:
 	rm -rf .labs .pytest_cache
