@@ -107,9 +107,25 @@ def graded(tmp_path_factory):
     perfect = copy.deepcopy(release_nb)
     answers = sample._answers(source_nb)
     sample._fill(perfect, answers, set(answers))
+    # Right answers from a noisy student: every cell (test cells included) prints, writes to
+    # stderr, raises a warning, and one floods past the output cap. nbgrader alone gives a test
+    # cell with stderr 0; the judge looks at the evidence only.
+    noisy = copy.deepcopy(perfect)
+    noise = nbformat.v4.new_code_cell(
+        "import sys, warnings\n"
+        "warnings.simplefilter('always')\n"
+        "def _chatter(info):\n"
+        "    print('debugging output ' * 50)\n"
+        "    sys.stderr.write('a harmless note on stderr\\n')\n"
+        "    warnings.warn('something deprecated')\n"
+        "get_ipython().events.register('pre_run_cell', _chatter)\n"
+        "print('z' * 3_000_000)\n")
+    noise["id"] = "noise"
+    noisy.cells.insert(2, noise)
     students = {
         "blank": {f"{ASSIGNMENT}.ipynb": sample._dump(release_nb)},
         "perfect": {f"{ASSIGNMENT}.ipynb": sample._dump(perfect)},
+        "noisy_perfect": {f"{ASSIGNMENT}.ipynb": sample._dump(noisy)},
     }
     for attack in ATTACKS:
         students[f"hostile_{attack}"] = {p.relative_to(HOSTILE / attack).as_posix(): p.read_bytes()
@@ -143,6 +159,7 @@ def test_honest_students_are_unaffected(graded):
     full = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
             for c in source_nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
     assert perfect == full
+    assert graded["scores"]["noisy_perfect"] == full  # stderr, warnings and prints cost nothing
     assert blank == {gid: 0.0 for gid in full}
 
 

@@ -127,7 +127,8 @@ def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
             'host_tmp': os.path.exists({str(tmp_path)!r}),
             'write_home': can_write('/home/student/x'), 'write_tmp': can_write('/tmp/x'),
             'write_pkg': can_write({str(REPO / 'miglab' / 'x.py')!r}), 'write_usr': can_write('/usr/x'),
-            'write_etc': can_write('/etc/passwd'),
+            'write_etc': can_write('/etc/passwd'), 'write_root': can_write('/x'),
+            'write_repo': can_write({str(REPO / 'x')!r}),
             'shadow': os.path.exists('/etc/shadow'),
         }}))
     """)
@@ -136,6 +137,7 @@ def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
     assert facts["root_home"] in ([], [".pyenv"])
     assert facts["write_home"] and facts["write_tmp"]
     assert not facts["write_pkg"] and not facts["write_usr"] and not facts["write_etc"]
+    assert not facts["write_root"] and not facts["write_repo"]  # the sandbox's own root is read-only too
 
 
 def test_only_named_folders_are_writable_and_are_given_back(tmp_path):
