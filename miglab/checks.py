@@ -68,6 +68,7 @@ def check(check_id: str, answer, *, quiet: bool = False) -> None:
     try:
         evidence = collect(answer)
     except _AnswerError as e:
+        _emit(check_id, None, error=str(e).splitlines()[0][:300])
         raise CheckFailed(f"{what}: {e}") from None
     _emit(check_id, evidence)
     try:
@@ -91,8 +92,10 @@ def _kernel_migration_runner(source_text: str, titles: list[str]) -> dict:
     return _kernel_runs[key]
 
 
-def _emit(check_id: str, evidence) -> None:
+def _emit(check_id: str, evidence, error: str | None = None) -> None:
     payload = {"check": check_id, "answer": evidence}
+    if error is not None:  # no answer: the learner's code raised or returned the wrong kind of thing
+        payload["error"] = error
     try:
         from IPython.core.interactiveshell import InteractiveShell
 

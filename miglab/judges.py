@@ -72,6 +72,13 @@ class BadEvidence(ValueError):
 
 
 @dataclass(frozen=True)
+class NoAnswer:
+    """Evidence that the learner's code gave no usable answer (it raised, say): always a failure."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class CheckVerdict:
     ok: bool
     reason: str
@@ -450,7 +457,10 @@ def evidence_of(cell) -> tuple[dict[str, object], set[str]]:
         cid = payload["check"]
         if cid in found:
             dup.add(cid)
-        found[cid] = _plain(payload["answer"])
+        if type(payload.get("error")) is str and payload["answer"] is None:
+            found[cid] = NoAnswer(payload["error"][:300])
+        else:
+            found[cid] = _plain(payload["answer"])
     return found, dup
 
 
@@ -505,6 +515,8 @@ def _judge_cell(points, checks, found, dup, key, runner) -> Verdict:
             return Verdict(0.0, float(points), f"{cid}: more than one result was recorded")
         if cid not in found:
             return Verdict(0.0, float(points), f"{cid}: no result was produced")
+        if isinstance(found[cid], NoAnswer):
+            return Verdict(0.0, float(points), f"{cid}: no answer ({found[cid].message})")
         try:
             v = judge_check(cid, found[cid], key=key, migration_runner=runner)
         except KeyUnavailable:
@@ -516,3 +528,45 @@ def _judge_cell(points, checks, found, dup, key, runner) -> Verdict:
 
 def total(verdicts: dict[str, Verdict]) -> tuple[float, float]:
     return sum(v.score for v in verdicts.values()), sum(v.max_score for v in verdicts.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m miglab.judges NOTEBOOK...``: the judged score of autograded notebooks."""
+    import argparse
+
+    import nbformat
+
+    parser = argparse.ArgumentParser(prog="python -m miglab.judges", description=main.__doc__)
+    parser.add_argument("notebooks", nargs="+", help="autograded notebooks (autograded/<student>/deep_dive/...)")
+    parser.add_argument("--key", help=f"quiz answer key (default: {DEFAULT_KEY})")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    key = load_key(args.key)
+    report = {}
+    for path in args.notebooks:
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as e:  # a broken file is reported, the others are still judged
+            report[path] = {"error": f"{type(e).__name__}: {e}"}
+            continue
+        verdicts = judge_notebook(nb, key=key)
+        score, out_of = total(verdicts)
+        report[path] = {"score": score, "max_score": out_of,
+                        "cells": {gid: {"score": v.score, "max_score": v.max_score, "reason": v.reason}
+                                  for gid, v in verdicts.items()}}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for path, r in report.items():
+        if "error" in r:
+            print(f"{path}: cannot be read ({r['error']})")
+            continue
+        print(f"{path}: {r['score']:g} / {r['max_score']:g}")
+        for gid, c in r["cells"].items():
+            mark = "ok " if c["score"] == c["max_score"] else "   "
+            print(f"  {mark}{gid:<18} {c['score']:g}/{c['max_score']:g}  {'' if mark == 'ok ' else c['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -383,3 +383,24 @@ def test_a_migration_that_wrecks_its_database_fails_without_crashing_the_judge()
     nb = notebook(graded_cell("datamig_forward", ("datamig.forward.visible", {"source": wreck}),
                               ("datamig.forward.hidden", {"source": wreck})))
     assert judges.judge_notebook(nb, key=KEY)["datamig_forward"].score == 0.0
+
+
+def test_an_error_instead_of_an_answer_scores_zero_with_its_message():
+    cell = graded_cell("pending_edge")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={judges.EVIDENCE_MIME: {
+        "check": "pending.edge", "answer": None, "error": "pending_migrations raised ValueError on one of the inputs:"}})]
+    v = judges.judge_notebook(notebook(cell), key=KEY)["pending_edge"]
+    assert v.score == 0.0 and "raised ValueError" in v.reason
+    # An "error" next to a real answer is ignored: the answer is judged.
+    cell.outputs[0]["data"][judges.EVIDENCE_MIME] = {
+        "check": "pending.edge", "answer": [oracle.pending_expected(c) for c in oracle.PENDING_EDGE], "error": "x"}
+    assert judges.judge_notebook(notebook(cell), key=KEY)["pending_edge"].score == 1.0
+
+
+def test_the_command_line_prints_each_cells_verdict(tmp_path, capsys):
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(graded_cell("deps_loans", ("deps.loans", [["library", "0002_book_pages"]]))), path)
+    assert judges.main([str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)[str(path)]
+    assert report["score"] == 1.0 and report["max_score"] == 47.0
+    assert report["cells"]["deps_loans"]["score"] == 1.0
