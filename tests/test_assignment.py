@@ -133,6 +133,17 @@ def test_committed_release_matches_a_fresh_generation(course):
     assert problems == []
 
 
+def test_committed_source_is_what_the_generator_writes(tmp_path):
+    done = subprocess.run([sys.executable, "-c",
+                           "import sys; from pathlib import Path; sys.path.insert(0, 'tools'); import build_deep_dive as b; "
+                           f"b.main(Path({str(tmp_path / 'nb.ipynb')!r}), Path({str(tmp_path / 'key.json')!r}))"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "nb.ipynb").read_text() == (ROOT / "source" / A / f"{A}.ipynb").read_text(), \
+        "source/deep_dive is stale: run `make release` (edit tools/build_deep_dive.py, not the notebook)"
+    assert (tmp_path / "key.json").read_text() == (ROOT / "source" / A / "answer_key.json").read_text()
+
+
 def test_release_holds_no_solution_hidden_test_or_quiz_key(course):
     text = (ROOT / "release" / A / f"{A}.ipynb").read_text()
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text

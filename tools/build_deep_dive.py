@@ -760,21 +760,26 @@ is a good way to see exactly what the grader will see.
 """)
 
 
-def main() -> None:
+def build() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
-    for i, cell in enumerate(cells):
+    for cell in cells:
         cell["id"] = cell.metadata["nbgrader"]["grade_id"].replace("_", "-")
     nb.cells = cells
     nbformat.validate(nb)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, OUT)
-    KEY.write_text(json.dumps(answer_key, indent=2, sort_keys=True) + "\n")
-    total = sum(c.metadata["nbgrader"].get("points", 0) for c in cells)
-    print(f"wrote {OUT.relative_to(ROOT)} ({len(cells)} cells, {total} points) and {KEY.relative_to(ROOT)}")
+    return nb
+
+
+def main(out: Path = OUT, key: Path = KEY) -> None:
+    nb = build()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    key.write_text(json.dumps(answer_key, indent=2, sort_keys=True) + "\n")
+    total = sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells)
+    print(f"wrote {out.name} ({len(nb.cells)} cells, {total} points) and {key.name}")
 
 
 if __name__ == "__main__":
