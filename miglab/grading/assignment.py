@@ -11,6 +11,7 @@ hash or this version changes.
 from __future__ import annotations
 
 import fnmatch
+import os
 import hashlib
 import json
 import logging
@@ -114,7 +115,11 @@ def _generate(src: Path, tmp: Path, assignment_id: str, course_id: str, db_url: 
 
 def prepare(root: Path, assignment_id: str, config: dict | None = None,
             course_id: str | None = None) -> AssignmentInfo:
-    """Build the worker's view of ``<root>/source/<assignment_id>/``."""
+    """Build the worker's view of ``<root>/source/<assignment_id>/``.
+
+    The seed gradebook is cached in the temp folder under a hash of the
+    source files, the configuration and nbgrader's version.
+    """
     import nbformat
 
     root = Path(root).resolve()
@@ -125,18 +130,39 @@ def prepare(root: Path, assignment_id: str, config: dict | None = None,
         raise AssignmentError(f"no assignment source folder {src}")
     ignore = config.get("CourseDirectory", {}).get("ignore") or [
         ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
-    with tempfile.TemporaryDirectory(prefix="miglab-seed-") as t:
-        tmp = Path(t)
-        release = _generate(src, tmp, assignment_id, course_id, f"sqlite:///{tmp / 'seed.db'}", config)
-        seed = (tmp / "seed.db").read_bytes()
-        notebooks, grade_cells = [], []
-        for path in sorted(release.glob("*.ipynb")):
-            notebooks.append(path.stem)
-            nb = nbformat.read(str(path), as_version=4)
-            for cell in nb.cells:
-                meta = cell.metadata.get("nbgrader", {})
-                if meta.get("grade"):
-                    grade_cells.append((path.stem, meta["grade_id"], float(meta.get("points", 0))))
+    import nbgrader
+
+    h = hashlib.sha256(f"{nbgrader.__version__}\0{course_id}\0{assignment_id}\0".encode())
+    _hash_files(h, src, [])
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    caches = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "miglab" / "seeds"
+    caches.mkdir(parents=True, exist_ok=True)
+    cache = caches / h.hexdigest()[:24]
+    if (cache / "seed.db").exists() and (cache / "cells.json").exists():
+        seed = (cache / "seed.db").read_bytes()
+        notebooks, grade_cells = json.loads((cache / "cells.json").read_text())
+        grade_cells = [tuple(g) for g in grade_cells]
+    else:
+        with tempfile.TemporaryDirectory(prefix="miglab-seed-") as t:
+            tmp = Path(t)
+            release = _generate(src, tmp, assignment_id, course_id, f"sqlite:///{tmp / 'seed.db'}", config)
+            seed = (tmp / "seed.db").read_bytes()
+            notebooks, grade_cells = [], []
+            for path in sorted(release.glob("*.ipynb")):
+                notebooks.append(path.stem)
+                nb = nbformat.read(str(path), as_version=4)
+                for cell in nb.cells:
+                    meta = cell.metadata.get("nbgrader", {})
+                    if meta.get("grade"):
+                        grade_cells.append((path.stem, meta["grade_id"], float(meta.get("points", 0))))
+        # a cache of nbgrader's output for this exact source and config (safe to delete)
+        part = Path(tempfile.mkdtemp(prefix="new-", dir=caches))
+        (part / "seed.db").write_bytes(seed)
+        (part / "cells.json").write_text(json.dumps([notebooks, grade_cells]))
+        try:
+            part.rename(cache)
+        except OSError:
+            shutil.rmtree(part, ignore_errors=True)
     if not notebooks:
         raise AssignmentError(f"{src} holds no notebook")
     support = {}

@@ -121,13 +121,25 @@ def default_kernel(unsafe: bool = False) -> KernelOptions:
     return grading_kernel(unsafe=unsafe)
 
 
+def warm_up_workers() -> None:
+    """Start the fork server now: it imports nbgrader, nbconvert and the judge while we prepare."""
+    _forkserver_context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 def local_executor(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_forkserver_context(), initializer=quiet_worker)
+
+
+def _forkserver_context():
     ctx = multiprocessing.get_context("forkserver")
     preload = ["miglab.grading.worker", "nbgrader.converters", "nbgrader.api", "nbclient", "nbconvert", "nbformat"]
     if importlib.util.find_spec("miglab.judges") is not None:
         preload.append("miglab.judges")  # the judge imports Django: pay that once, not once per worker
     ctx.set_forkserver_preload(preload)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=quiet_worker)
+    return ctx
 
 
 def _stop_workers(executor) -> None:
@@ -160,6 +172,8 @@ def grade_assignment(root, assignment: str, *, db_url: str | None = None, worker
         timeout = config.get("Execute", {}).get("timeout") or config.get("ExecutePreprocessor", {}).get("timeout")
         limits = Limits(cell_timeout=float(timeout or 60))
     kernel = kernel or default_kernel()
+    if executor is None:
+        warm_up_workers()
     info = prepare(root, assignment, config=config)
     sync_gradebook(db_url, info, root)
 

@@ -308,14 +308,14 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
             bwrap += ["--symlink", os.readlink(p), f"/{link}"]
         elif p.is_dir():
             bwrap += ["--ro-bind", str(p), f"/{link}"]
-    bwrap += ["--proc", "/proc", "--dev", "/dev",
+    bwrap += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/dev/shm",
               "--size", str(lim.tmpfs), "--tmpfs", "/tmp",
               "--size", str(lim.tmpfs), "--tmpfs", HOME]
     for i, (host, inside, rw) in enumerate(mounts):
         bwrap += ["--bind" if rw else "--ro-bind", str(stage / str(i)), inside]
     # bwrap's own root is a tmpfs the uid could fill without a size cap: make it read-only
     # (only that mount; /tmp, the home folder and the named folders stay writable).
-    bwrap += ["--remount-ro", "/"]
+    bwrap += ["--remount-ro", "/", "--remount-ro", "/dev"]
     env = {
         "PATH": INSIDE_PATH, "HOME": HOME, "USER": "student", "LOGNAME": "student",
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", "SHELL": "/bin/sh",

@@ -254,6 +254,13 @@ def quiet_worker() -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    _fast_scratch_sqlite()
+    judges = judge_module()
+    if judges is not None:  # the judge's first call sets Django up: do it before the first student
+        try:
+            judges.judge_notebook({"cells": []})
+        except Exception:
+            pass
 
 
 def grade_submission(task: Task) -> Result:

@@ -1,0 +1,125 @@
+"""Batch grading speed: plain serial `nbgrader autograde` vs `python -m miglab.grading grade`, same run.
+
+    .venv/bin/python bench/bench_grading.py            # 40 submissions of deep_dive
+    .venv/bin/python bench/bench_grading.py --n 20 --workers 2
+
+Builds two identical temporary courses holding this repo's source/deep_dive and
+N submissions (perfect, partial and blank notebooks of the sample class, in
+turn), then grades one with nbgrader's own command line (one process, one
+student after another) and the other with ours (N workers), each from a cold
+start, and prints both wall times and their ratio. Ours is timed twice: with
+plain local kernels (--unsafe, the same kernels nbgrader starts) and with the
+default sandboxed kernels. It also prints what a submission costs inside a
+worker against the floor it cannot beat: starting the kernel plus running the
+cells. Ours also writes feedback HTML and judges every cell; nbgrader's
+autograde does neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+KINDS = ("perfect", "partial", "blank")
+ASSIGNMENT = "deep_dive"
+
+
+def make_course(root: Path, n: int) -> Path:
+    root.mkdir(parents=True)
+    shutil.copytree(REPO / "source" / ASSIGNMENT, root / "source" / ASSIGNMENT)
+    (root / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"load_subconfig({str(REPO / 'grader_config.py')!r})\n"
+        f"c.CourseDirectory.root = {str(root)!r}\n"
+        f"c.CourseDirectory.db_url = {('sqlite:///' + str(root / 'gradebook.db'))!r}\n")
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        d = root / "submitted" / f"s{i:03d}" / ASSIGNMENT
+        d.mkdir(parents=True)
+        shutil.copy(REPO / "tests" / "submissions" / ASSIGNMENT / f"{kind}.ipynb", d / f"{ASSIGNMENT}.ipynb")
+        (d / "timestamp.txt").write_text("2026-11-25 12:00:00.000000 UTC")
+    return root
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(PY).parent}{os.pathsep}{e.get('PATH', '')}"
+    return e
+
+
+def run(cmd, cwd) -> float:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if out.returncode != 0:
+        print(out.stdout[-3000:], out.stderr[-3000:], sep="\n")
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}")
+    return took
+
+
+def scores(db: Path) -> dict:
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute(
+            "SELECT s.student_id, SUM(COALESCE(g.auto_score, 0)) FROM grade g "
+            "JOIN submitted_notebook n ON g.notebook_id = n.id JOIN submitted_assignment s ON n.assignment_id = s.id "
+            "GROUP BY s.student_id").fetchall())
+    finally:
+        con.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=40, help="submissions (default 40)")
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--skip-sandbox", action="store_true", help="do not time the sandboxed run")
+    args = p.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    try:
+        print(f"{args.n} submissions of {ASSIGNMENT} ({', '.join(KINDS)} in turn); {args.workers} workers; "
+              f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
+        nbg = make_course(base / "nbgrader", args.n)
+        ours = make_course(base / "ours", args.n)
+        box = make_course(base / "sandboxed", args.n)
+        for c in (nbg, ours, box):  # the instructor has done this before grading, in both workflows
+            run([str(Path(PY).parent / "nbgrader"), "generate_assignment", ASSIGNMENT, "--force"], c)
+        t_nbg = run([str(Path(PY).parent / "nbgrader"), "autograde", ASSIGNMENT], nbg)
+        print(f"nbgrader autograde (serial):          {t_nbg:7.1f} s  {t_nbg / args.n:5.2f} s/submission", flush=True)
+        cmd = [PY, "-m", "miglab.grading", "grade", ASSIGNMENT, "--course", ".", "-j", str(args.workers),
+               "--no-progress"]
+        t_ours = run(cmd + ["--unsafe"], ours)
+        print(f"miglab.grading, local kernels:        {t_ours:7.1f} s  {t_ours / args.n:5.2f} s/submission  "
+              f"ratio {t_nbg / t_ours:.2f}x", flush=True)
+        t_box = None
+        if not args.skip_sandbox:
+            t_box = run(cmd, box)
+            print(f"miglab.grading, sandboxed kernels:    {t_box:7.1f} s  {t_box / args.n:5.2f} s/submission  "
+                  f"ratio {t_nbg / t_box:.2f}x", flush=True)
+        same = scores(nbg / "gradebook.db").keys() == scores(ours / "gradebook.db").keys()
+        print(f"both gradebooks hold the same {len(scores(ours / 'gradebook.db'))} students: {same}")
+        for label, course in (("local", ours), ("sandboxed", box if t_box else None)):
+            if course is None:
+                continue
+            con = sqlite3.connect(course / "gradebook.db")
+            rows = con.execute("SELECT seconds, kernel_start, cell_seconds FROM miglab_grading").fetchall()
+            con.close()
+            w = sum(r[0] for r in rows) / len(rows)
+            floor = sum(r[1] + r[2] for r in rows) / len(rows)
+            print(f"per submission in a worker ({label}): {w:.2f} s; kernel start + cells {floor:.2f} s; "
+                  f"cost / floor {w / floor:.2f}x")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
