@@ -90,11 +90,11 @@ def scores(course: Path, students) -> dict[str, dict[str, float]]:
     return out
 
 
-def reports(course: Path, sid: str) -> list[dict]:
+def reports(course: Path, sid: str, cells: slice = slice(None)) -> list[dict]:
     path = course / "autograded" / sid / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     if not path.exists():
         return []
-    text = "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells
+    text = "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells[cells]
                    if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "stream")
     return [json.loads(m) for m in re.findall(r"HOSTILE-REPORT (\{.*?\})\n", text)]
 
@@ -184,7 +184,10 @@ def test_looking_around_reaches_nothing(graded):
     assert net == {"reached": []}
     [signs] = reports(course, "hostile_detect_grader")
     assert signs == {"signs": {"NBGRADER_EXECUTION": None, "autograded_cwd": False, "root": False}}
-    assert reports(course, "hostile_shadow_package") == []  # the shipped miglab/ and django/ never ran
+    # The setup cell (cell 1) imports miglab and Django: the real ones, not the folders shipped next
+    # to the notebook. (The attack cell then imports its own copy on purpose: that only fools itself.)
+    assert reports(course, "hostile_shadow_package", slice(0, 2)) == []
+    assert {"shadow": "imported"} in reports(course, "hostile_shadow_package")
 
 
 def test_corpus_is_up_to_date():

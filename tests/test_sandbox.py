@@ -128,7 +128,8 @@ def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
             'write_home': can_write('/home/student/x'), 'write_tmp': can_write('/tmp/x'),
             'write_pkg': can_write({str(REPO / 'miglab' / 'x.py')!r}), 'write_usr': can_write('/usr/x'),
             'write_etc': can_write('/etc/passwd'), 'write_root': can_write('/x'),
-            'write_repo': can_write({str(REPO / 'x')!r}),
+            'write_repo': can_write({str(REPO / 'x')!r}), 'write_dev': can_write('/dev/x'),
+            'write_shm': can_write('/dev/shm/x'),
             'shadow': os.path.exists('/etc/shadow'),
         }}))
     """)
@@ -138,6 +139,7 @@ def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
     assert facts["write_home"] and facts["write_tmp"]
     assert not facts["write_pkg"] and not facts["write_usr"] and not facts["write_etc"]
     assert not facts["write_root"] and not facts["write_repo"]  # the sandbox's own root is read-only too
+    assert not facts["write_dev"] and facts["write_shm"]  # /dev/shm is a small tmpfs of its own
 
 
 def test_only_named_folders_are_writable_and_are_given_back(tmp_path):
