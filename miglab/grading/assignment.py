@@ -134,7 +134,9 @@ def prepare(root: Path, assignment_id: str, config: dict | None = None,
 
     h = hashlib.sha256(f"{nbgrader.__version__}\0{course_id}\0{assignment_id}\0".encode())
     _hash_files(h, src, [])
-    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    same = {k: v for k, v in config.items() if k != "CourseDirectory"}  # where the course lives changes no cell
+    same["ignore"] = config.get("CourseDirectory", {}).get("ignore")
+    h.update(json.dumps(same, sort_keys=True, default=str).encode())
     caches = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "miglab" / "seeds"
     caches.mkdir(parents=True, exist_ok=True)
     cache = caches / h.hexdigest()[:24]

@@ -90,7 +90,7 @@ def write_chart(path: Path, questions: list[str], rows: list[dict], max_scores: 
         ax.tick_params(labelsize=7)
         ax.yaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_size_inches()[1]))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
