@@ -269,6 +269,7 @@ def test_kernel_runs_sandboxed_in_a_copy_of_its_folder(tmp_path, monkeypatch):
         "  'data': open('data.txt').read(), 'path0': sys.path[0]}))",
         "open('data.txt', 'w').write('changed inside'); open('new.txt', 'w').write('new'); print('wrote')",
         f"print(os.path.exists({str(REPO / 'source')!r}), os.path.exists({str(sub)!r}))",
+        "try:\n    open('/run/kernel/junk', 'w')\nexcept OSError as e:\n    print(type(e).__name__)",
     ], sub)
     facts = json.loads(texts(nb.cells[0]))
     assert facts["uid"] >= sandbox.UID_BASE
@@ -278,6 +279,7 @@ def test_kernel_runs_sandboxed_in_a_copy_of_its_folder(tmp_path, monkeypatch):
     assert facts["data"] == "shipped data\n" and facts["path0"] != ""
     assert texts(nb.cells[1]) == "wrote\n"
     assert texts(nb.cells[2]) == "False False\n"
+    assert texts(nb.cells[3]) == "PermissionError\n"  # its sockets' folder was locked before any cell ran
     assert {p: p.read_bytes() for p in sub.rglob("*") if p.is_file()} == before  # host folder untouched
 
 
