@@ -348,7 +348,13 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
                 print(f"[sandbox] wall-clock limit of {limits.wall:g} s reached: kernel killed", file=sys.stderr)
                 sandbox.kill_tree(proc)
                 break
-            time.sleep(0.01 if not locked else 0.2)
+            if not locked:
+                time.sleep(0.01)
+                continue
+            try:  # from here on just wait (an interrupt runs its handler and the wait goes on)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
         proc.wait()
         if not locked and not stopping:
             tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
