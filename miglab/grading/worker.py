@@ -279,6 +279,16 @@ def grade_submission(task: Task) -> Result:
         except ValueError as exc:
             return _zero_result(task, model.MALFORMED, f"{nb_id}.ipynb: {exc}", started)
 
+    result = _attempt(task, started)
+    if result.status == model.KERNEL_FAILED:
+        # No student code ran: the kernel failed to start (a machine hiccup). Try once more.
+        time.sleep(1.0)
+        result = _attempt(task, started)
+    return result
+
+
+def _attempt(task: Task, started: float) -> Result:
+    sid = task.student_id
     buffer = io.StringIO()
     log = _logger(buffer)
     scratch = Path(tempfile.mkdtemp(prefix=f"miglab-grade-{sid}-"))
