@@ -261,19 +261,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _die_with_parent() -> None:
-    """If the grader dies without stopping us, stop too (and so kill the sandbox)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # pragma: no cover - only a missed clean-up, the wall clock still applies
-        pass
-    if os.getppid() == 1:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: str) -> int:
     info = json.loads(Path(connection_file).read_text())
     ipc_host = Path(info["ip"]).parent
@@ -324,7 +311,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     signal.signal(signal.SIGINT, on_interrupt)
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_stop)
-    _die_with_parent()
+    parent = os.getppid()  # if the grader dies without stopping us, stop too (checked each second)
     try:
         with os.fdopen(r) as f:
             text = f.read()   # bwrap writes the info once the sandbox exists, then closes it
@@ -348,11 +335,15 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
                 print(f"[sandbox] wall-clock limit of {limits.wall:g} s reached: kernel killed", file=sys.stderr)
                 sandbox.kill_tree(proc)
                 break
+            if os.getppid() != parent:
+                print("[sandbox] the grader went away: kernel killed", file=sys.stderr)
+                sandbox.kill_tree(proc)
+                break
             if not locked:
                 time.sleep(0.01)
                 continue
-            try:  # from here on just wait (an interrupt runs its handler and the wait goes on)
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            try:  # from here on mostly wait (an interrupt runs its handler and the wait goes on)
+                proc.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
                 pass
         proc.wait()
