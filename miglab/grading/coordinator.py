@@ -218,7 +218,7 @@ def grade_assignment(root, assignment: str, *, db_url: str | None = None, worker
         own_executor = executor is None
         done_q: queue.Queue = queue.Queue()
         pending = list(reversed(tasks))
-        in_flight: dict[str, Task] = {}
+        in_flight: dict[str, tuple] = {}     # student -> (task, future): only that future's answer counts
         attempts: Counter = Counter()
         previous_term = signal.getsignal(signal.SIGTERM)
 
@@ -236,14 +236,14 @@ def grade_assignment(root, assignment: str, *, db_url: str | None = None, worker
                     t = pending.pop()
                     attempts[t.student_id] += 1
                     fut = executor.submit(grade_submission, t)
-                    in_flight[t.student_id] = t
+                    in_flight[t.student_id] = (t, fut)
                     fut.add_done_callback(lambda f, t=t: done_q.put((t, f)))
 
             submit_more()
             while in_flight:
                 t, fut = done_q.get()
-                if in_flight.get(t.student_id) is not t:
-                    continue
+                if in_flight.get(t.student_id, (None, None))[1] is not fut:
+                    continue  # an answer from a pool that was replaced
                 del in_flight[t.student_id]
                 try:
                     result = fut.result()
@@ -253,7 +253,7 @@ def grade_assignment(root, assignment: str, *, db_url: str | None = None, worker
                     if own_executor:
                         _stop_workers(executor)
                         executor = local_executor(n_workers)
-                        for other in list(in_flight.values()):
+                        for other, _ in list(in_flight.values()):
                             pending.append(other)
                         in_flight.clear()
                     if attempts[t.student_id] < 2:
