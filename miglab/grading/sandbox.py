@@ -262,6 +262,7 @@ class Spec:
     env: dict = field(default_factory=dict)
     limits: Limits = DEFAULT_LIMITS
     info_fd: int | None = None
+    files: list = field(default_factory=list)   # (readable fd, inside path): copied into the sandbox
 
 
 def _pairs(items) -> list[tuple[str, str]]:
@@ -313,6 +314,8 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
               "--size", str(lim.tmpfs), "--tmpfs", HOME]
     for i, (host, inside, rw) in enumerate(mounts):
         bwrap += ["--bind" if rw else "--ro-bind", str(stage / str(i)), inside]
+    for fd, inside in spec.files:
+        bwrap += ["--perms", "0600", "--file", str(fd), inside]
     # bwrap's own root is a tmpfs the uid could fill without a size cap: make it read-only
     # (only that mount; /tmp, the home folder and the named folders stay writable).
     bwrap += ["--remount-ro", "/", "--remount-ro", "/dev"]
@@ -365,6 +368,8 @@ class Prepared:
 
 def kill_tree(proc: subprocess.Popen) -> None:
     """Kill a sandbox started by :func:`run` or the kernel launcher: bwrap dies, and with it its pid namespace."""
+    if proc.poll() is not None:
+        return  # already reaped: its pid (and group id) may belong to someone else by now
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

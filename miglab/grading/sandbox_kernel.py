@@ -37,6 +37,7 @@ from . import sandbox
 
 INSIDE_IPC = "/run/kernel"
 INSIDE_SUBMISSION = "/mnt/submission"
+INSIDE_CONNECTION = "/tmp/kernel-connection.json"
 INSIDE_WORK = f"{sandbox.HOME}/work"
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
 EVIDENCE_MAX = 256 << 10       # one evidence record (JSON text) may be this big
@@ -225,7 +226,7 @@ if AsyncKernelManager is not None:
             while time.monotonic() < deadline:
                 try:
                     st = marker.stat()
-                    if st.st_uid == os.geteuid() and (marker / "connection.json").exists():
+                    if st.st_uid == os.geteuid() and (marker / "ready").exists():
                         break
                 except FileNotFoundError:
                     pass
@@ -268,30 +269,33 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     prep = sandbox.Prepared(base=folder / "sandbox", limits=limits)
     ipc_uid = prep.uid
     inside_info = dict(info, ip=f"{INSIDE_IPC}/{Path(info['ip']).name}")
-    conn_inside = ipc_host / "connection.json.part"
-    conn_inside.write_text(json.dumps(inside_info))
+    # The kernel's copy of its connection file lives in its private /tmp (ipykernel rewrites it
+    # once its sockets are bound); the host folder only ever holds the sockets.
+    conn_r, conn_w = os.pipe()
+    os.write(conn_w, json.dumps(inside_info).encode())
+    os.close(conn_w)
     os.chown(ipc_host, ipc_uid, ipc_uid)
-    os.chown(conn_inside, ipc_uid, ipc_uid)
-    os.chmod(conn_inside, 0o600)
-    kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", f"{INSIDE_IPC}/connection.json.part", *extra]
+    kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", INSIDE_CONNECTION, *extra]
     boot = (f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
             f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
     r, w = os.pipe()
     spec = sandbox.Spec(argv=["/bin/sh", "-c", boot, "sh", *kernel], cwd=sandbox.HOME,
                         env={"PYTHONSAFEPATH": "1"},
                         readonly=[(cwd, INSIDE_SUBMISSION)], writable=[(str(ipc_host), INSIDE_IPC)],
-                        limits=limits, info_fd=w)
+                        limits=limits, info_fd=w, files=[(conn_r, INSIDE_CONNECTION)])
     cmd = prep.command(spec)
     # The kernel's own stdout/stderr (not the notebook's outputs) go to a log whose size the
     # file-size limit caps; it is shown only if the kernel fails to start.
     log_path = prep.base / "kernel.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, start_new_session=True, pass_fds=(w,), env=sandbox._host_env(),
+    proc = subprocess.Popen(cmd, start_new_session=True, pass_fds=(w, conn_r), env=sandbox._host_env(),
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     log.close()
     os.close(w)
+    os.close(conn_r)
     init_pid = None
     stopping = False
+    locked = False
 
     def kernel_pids() -> list[int]:
         return _children(init_pid) if init_pid else []
@@ -305,6 +309,8 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
 
     def on_stop(signum, frame):
         nonlocal stopping
+        if not locked:
+            print(f"[sandbox] stopped by signal {signum} while the kernel was starting", file=sys.stderr)
         stopping = True
         sandbox.kill_tree(proc)
 
@@ -320,16 +326,14 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
         except (ValueError, KeyError):
             init_pid = None
         deadline = time.monotonic() + limits.wall
-        locked = False
         sockets = [Path(f"{info['ip']}-{info[k]}") for k in
                    ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
         while proc.poll() is None:
             if not locked and all(s.exists() for s in sockets):
                 # The kernel has bound its sockets: from now on it may not write in this host folder.
-                final = ipc_host / "connection.json"
-                os.rename(conn_inside, final)   # also the manager's "ready" marker
                 os.chown(ipc_host, 0, 0)
                 os.chmod(ipc_host, 0o755)
+                (ipc_host / "ready").touch()   # the manager's signal that start-up is over
                 locked = True
             if time.monotonic() > deadline:
                 print(f"[sandbox] wall-clock limit of {limits.wall:g} s reached: kernel killed", file=sys.stderr)
@@ -347,9 +351,10 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
             except subprocess.TimeoutExpired:
                 pass
         proc.wait()
-        if not locked and not stopping:
+        if not stopping and proc.returncode:
             tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
-            print(f"[sandbox] the kernel did not start (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+            what = "ended" if locked else "did not start"
+            print(f"[sandbox] the kernel {what} (exit {proc.returncode}):\n{tail}", file=sys.stderr)
         return 0 if stopping else (proc.returncode or 0)
     finally:
         sandbox.kill_tree(proc)
