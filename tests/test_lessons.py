@@ -163,6 +163,8 @@ def test_lesson_structure(path):
     code = [c for c in cells if c.cell_type == "code"]
     quiz = [c for c in code if "Quiz(" in c.source]
     assert quiz, "a lesson ends with a quiz"
+    assert all(c.metadata.get("jupyter", {}).get("source_hidden") for c in quiz), \
+        "a quiz cell's code (which holds the answers) is folded in JupyterLab"
     assert all(re.match(r"[^\n]*\bquiz: \d+ questions? \(run this cell", output_text(c), re.I) for c in quiz), \
         "the quiz must be its cell's last expression"
     assert any("check(" in c.source for c in code[1:]), "a practice cell with a visible check"

@@ -116,6 +116,9 @@ def apply_generated(nb, path: Path, files: list[Path]):
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code" and "Quiz(" in cell.source:
+            # The quiz's source holds its answers: JupyterLab shows the widget and folds the code.
+            cell.metadata["jupyter"] = {"source_hidden": True}
         if cell.cell_type == "code":
             for out in cell.get("outputs", []):
                 if "data" in out:
