@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -308,20 +309,22 @@ def test_kernel_wall_clock_kills_a_kernel_that_ignores_interrupts(tmp_path):
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"), new_code_cell("print('never')")])
     client = NotebookClient(nb, timeout=30, kernel_manager_class=KM, allow_errors=True, interrupt_on_timeout=True,
                             resources={"metadata": {"path": str(tmp_path)}})
-    client.create_kernel_manager().wall = 3.0
+    km = client.create_kernel_manager()
+    km.wall = 3.0
     t0 = time.monotonic()
     with pytest.raises(DeadKernelError):
         client.execute()
     assert time.monotonic() - t0 < 25
     uid = int(texts(nb.cells[0]).split()[0])
     assert uid >= sandbox.UID_BASE and sandbox_processes(uid) == []
+    assert km.folder and not Path(km.folder).exists()  # nothing left on the host by the dead kernel
 
 
 def test_kernel_manager_cleans_its_folder(tmp_path):
     nb = new_notebook(cells=[new_code_cell("print(1)")])
     client = NotebookClient(nb, kernel_manager_class=KM, timeout=20, resources={"metadata": {"path": str(tmp_path)}})
-    folder = Path(client.create_kernel_manager().folder)
-    assert folder.is_dir()
+    km = client.create_kernel_manager()
+    assert km.folder == ""  # made when a kernel starts, not before
     client.execute()
     assert nb.cells[0].outputs[0].text == "1\n"
-    assert not folder.exists()
+    assert km.folder.startswith(tempfile.gettempdir()) and not Path(km.folder).exists()

@@ -184,10 +184,19 @@ if AsyncKernelManager is not None:
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.client_factory = SandboxKernelClient
-            self.folder = tempfile.mkdtemp(prefix="miglab-kernel-")
-            os.chmod(self.folder, 0o711)
-            (Path(self.folder) / "ipc").mkdir(mode=0o700)
-            self.ip = str(Path(self.folder) / "ipc" / "k")
+
+        def _make_folder(self) -> None:
+            """A private folder per kernel: its sockets (ipc/) and the sandbox's staging area."""
+            if not self.folder or not Path(self.folder).is_dir():
+                self.folder = tempfile.mkdtemp(prefix="miglab-kernel-")
+                os.chmod(self.folder, 0o711)
+            ipc = Path(self.folder) / "ipc"
+            if ipc.is_dir():  # a restart: the old sockets' folder was locked by the launcher
+                import shutil
+
+                shutil.rmtree(ipc)
+            ipc.mkdir(mode=0o700)
+            self.ip = str(ipc / "k")
 
         def limits(self) -> "sandbox.Limits":
             return sandbox.Limits(memory=self.memory, cpu=self.cpu, nproc=self.nproc, nofile=self.nofile,
@@ -210,11 +219,7 @@ if AsyncKernelManager is not None:
 
         async def _async_pre_start_kernel(self, **kw):
             kw.pop("env", None)  # the launcher builds the kernel's environment from a whitelist
-            ipc = Path(self.folder) / "ipc"
-            if not ipc.is_dir():  # a restart after the launcher locked and cleaned it
-                ipc.mkdir(mode=0o700)
-            for p in ipc.iterdir():
-                p.unlink()
+            self._make_folder()
             cmd, kw = await super()._async_pre_start_kernel(**kw)
             kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
             return cmd, kw
@@ -238,7 +243,7 @@ if AsyncKernelManager is not None:
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)
-            if not restart:
+            if not restart and self.folder:
                 import shutil
 
                 shutil.rmtree(self.folder, ignore_errors=True)
@@ -359,6 +364,11 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     finally:
         sandbox.kill_tree(proc)
         prep.close(remove_base=True)
+        # The kernel is gone: its folder goes too (a manager does not clean up after a dead
+        # kernel; it makes a new folder if it restarts one).
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
