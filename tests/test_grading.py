@@ -207,6 +207,26 @@ def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
     assert r.seconds < 30
 
 
+def test_a_failing_judge_withholds_scores_instead_of_trusting_the_kernel(tmp_path, monkeypatch):
+    """nbgrader's scores come from inside the student's kernel: if the judge cannot decide, the
+    submission is a recorded grader error with every cell at 0, never a silent fall-back."""
+    import miglab.judges
+
+    def broken(nb, **kwargs):
+        raise RuntimeError("judge out of order")
+
+    monkeypatch.setattr(miglab.judges, "judge_notebook", broken)
+    downloads, expected = make_course(tmp_path)
+    task = Task(student_id="perfect", assignment=prepare(tmp_path, "tiny"),
+                files={"tiny.ipynb": (downloads / "perfect_tiny.ipynb").read_bytes()},
+                submission_hash="h", limits=LIMITS, kernel=default_kernel())
+    r = grade_submission(task)
+    assert expected["perfect"]["total"] > 0
+    assert r.status == "error" and "the judge failed (RuntimeError: judge out of order)" in r.reason
+    assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 0.0, "q2_test": 0.0, "q3_test": 0.0}
+    assert {s.grade_id: s.nbgrader_score for s in r.scores} == {"q1_test": 2.0, "q2_test": 3.0, "q3_test": 5.0}
+
+
 def test_killed_run_resumes_to_the_same_grades(tmp_path):
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")

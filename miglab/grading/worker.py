@@ -413,9 +413,14 @@ def _grade_in(scratch: Path, task: Task, log, buffer, deadline: float, started: 
                         cell.reason = why or ran or "the check failed"
             judged = True
         except Exception as exc:
+            # nbgrader's scores were made inside the student's kernel and can be forged: never fall back
+            # to them. The submission is recorded as a grader error (exit 1) with every cell at 0.
             status = model.ERROR
-            reasons.append(f"the judge failed ({exc.__class__.__name__}: {exc}); nbgrader's scores are kept")
-        if judged:
+            why = f"the judge failed ({exc.__class__.__name__}: {exc}); scores withheld (0) until regraded"
+            reasons.append(why)
+            for s in scores:
+                s.score, s.reason = 0.0, why
+        if judged or status == model.ERROR:
             with Gradebook(db_url, a.course_id) as gb:
                 for s in scores:
                     grade = gb.find_grade(s.grade_id, s.notebook, a.assignment_id, sid)
