@@ -35,9 +35,12 @@ test: $(STAMP)
 	@sh tools/install_isolation.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Regenerate source/deep_dive (from tools/build_deep_dive.py) and release/ (nbgrader generate_assignment).
+# Regenerate source/deep_dive (from tools/build_deep_dive.py), release/ (nbgrader generate_assignment),
+# and the test classes made from them (the sample class and the hostile corpus).
 release: $(STAMP)
 	$(PY) tools/release.py
+	$(PY) tests/submissions/make_sample_class.py
+	$(PY) tests/submissions/hostile/make_hostile.py
 
 # Grade a whole class in parallel (python -m miglab.grading grade --help). With no GRADE arguments:
 # the sample class (tests/submissions/deep_dive) in the scratch course .grading/.
