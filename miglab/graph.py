@@ -168,16 +168,16 @@ def _as_node(pair) -> Node:
     return (str(pair[0]), str(pair[1]))
 
 
-def find_cycle(nodes: list[Node], edges: list[tuple[Node, Node]]) -> list[Node] | None:
-    """One cycle of the graph, or None. Deterministic: it starts at its smallest node."""
-    children: dict[Node, list[Node]] = {n: [] for n in nodes}
-    for a, b in sorted(edges):
-        children.setdefault(a, []).append(b)
+def _closing_edges(children: dict[Node, list[Node]]):
+    """Yield ``(path, node)`` for each edge ``path[-1] -> node`` that closes a cycle.
+
+    A deterministic depth-first search: start nodes and children are visited in sorted order.
+    """
     state: dict[Node, int] = {}  # 1 = on the current path, 2 = finished
     for start in sorted(children):
         if start in state:
             continue
-        path, iters = [start], [iter(children[start])]
+        path, iters = [start], [iter(sorted(children[start]))]
         state[start] = 1
         while path:
             nxt = next(iters[-1], None)
@@ -185,13 +185,22 @@ def find_cycle(nodes: list[Node], edges: list[tuple[Node, Node]]) -> list[Node] 
                 state[path.pop()] = 2
                 iters.pop()
             elif state.get(nxt) == 1:
-                cycle = path[path.index(nxt):]
-                k = cycle.index(min(cycle))
-                return cycle[k:] + cycle[:k]
+                yield path, nxt
             elif nxt not in state:
                 state[nxt] = 1
                 path.append(nxt)
-                iters.append(iter(children.get(nxt, [])))
+                iters.append(iter(sorted(children.get(nxt, []))))
+
+
+def find_cycle(nodes: list[Node], edges: list[tuple[Node, Node]]) -> list[Node] | None:
+    """One cycle of the graph, or None. Deterministic: it starts at its smallest node."""
+    children: dict[Node, list[Node]] = {n: [] for n in nodes}
+    for a, b in edges:
+        children.setdefault(a, []).append(b)
+    for path, nxt in _closing_edges(children):
+        cycle = path[path.index(nxt):]
+        k = cycle.index(min(cycle))
+        return cycle[k:] + cycle[:k]
     return None
 
 
@@ -239,25 +248,8 @@ def layers(nodes: list[Node], edges: list[tuple[Node, Node]]) -> dict[Node, int]
     for a, b in edges:
         children[a].append(b)
         parents[b].append(a)
-    # Drop back edges found by a deterministic depth-first search.
-    back: set[tuple[Node, Node]] = set()
-    state: dict[Node, int] = {}
-    for start in sorted(nodes):
-        if start in state:
-            continue
-        path, iters = [start], [iter(sorted(children[start]))]
-        state[start] = 1
-        while path:
-            nxt = next(iters[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                iters.pop()
-            elif state.get(nxt) == 1:
-                back.add((path[-1], nxt))
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                iters.append(iter(sorted(children[nxt])))
+    # Drop the edges that close a cycle.
+    back = {(path[-1], nxt) for path, nxt in _closing_edges(children)}
     depth: dict[Node, int] = {}
 
     def depth_of(n: Node) -> int:
