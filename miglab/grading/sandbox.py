@@ -52,6 +52,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .. import runner
+
 UID_BASE = 420000          # sandbox uids: UID_BASE .. UID_BASE + UID_COUNT - 1 (no passwd entry needed)
 UID_COUNT = 1000
 LOCK_DIR = Path(tempfile.gettempdir()) / "miglab-sandbox-uids"
@@ -383,13 +385,9 @@ def kill_tree(proc: subprocess.Popen) -> None:
 # -------------------------------------------------------------------- run
 
 @dataclass
-class Completed:
-    """What a sandboxed command did."""
+class Completed(runner.Completed):
+    """What a sandboxed command did: a lab command's result, and how long it took."""
 
-    returncode: int
-    stdout: str
-    stderr: str
-    timed_out: bool = False
     seconds: float = 0.0
 
 
