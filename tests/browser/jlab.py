@@ -48,9 +48,19 @@ def menu(page: Page, top: str, item: str) -> None:
                  has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$"))).click()
 
 
+# A cell's execution prompt: its input prompt, or, when the input is folded (lesson quiz cells hide
+# their source), the prompt of its result. textContent, not innerText: JupyterLab skips rendering
+# cells scrolled out of view (content-visibility), and innerText of those is empty.
+PROMPTS_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].map(cell => {
+    const input = cell.querySelector('.jp-InputArea-prompt');
+    const out = [...cell.querySelectorAll('.jp-OutputPrompt')].map(e => e.textContent.trim()).find(t => t);
+    return ((input ? input.textContent.trim() : '') || out || '').trim();
+})"""
+
+
 def prompts(page: Page) -> list[str]:
     """The execution prompt of every code cell, in order: '[3]:', '[*]:' or '[ ]:'."""
-    return _texts(page.locator(f"{CODE_CELL} .jp-InputArea-prompt"))
+    return page.evaluate(PROMPTS_JS)
 
 
 def _texts(locator: Locator) -> list[str]:
@@ -69,15 +79,13 @@ def run_all_cells_fresh(page: Page, timeout: float = 90_000) -> list[str]:
     menu(page, "Run", "Run All Cells")
     # Started: some cell is queued/running or already numbered (all were blank after clearing).
     page.wait_for_function(
-        """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]
-                 .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""",
+        f"() => ({PROMPTS_JS})().some(t => /\\[(\\*|\\d+)\\]/.test(t))",
         timeout=timeout,
     )
     # Finished: nothing running or queued, and the kernel says idle.
     page.wait_for_function(
         """() => {
-            const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]
-                .map(e => e.textContent.trim());
+            const p = (""" + PROMPTS_JS + """)();
             const idle = document.querySelector(
                 '.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status="idle"]');
             return p.length > 0 && idle && !p.some(t => t.includes('*'));
