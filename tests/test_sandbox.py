@@ -139,7 +139,11 @@ def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
     assert facts["root_home"] in ([], [".pyenv"])
     assert facts["write_home"] and facts["write_tmp"]
     assert not facts["write_pkg"] and not facts["write_usr"] and not facts["write_etc"]
-    assert not facts["write_root"] and not facts["write_repo"]  # the sandbox's own root is read-only too
+    assert not facts["write_root"]  # the sandbox's own root is read-only too
+    # Nothing written inside reaches the checkout. (A checkout under /tmp, as a CI clone may be, sits
+    # inside the sandbox's private /tmp tmpfs: a file written there is real but private, and gone after.)
+    assert not (REPO / "x").exists()
+    assert REPO.is_relative_to(tempfile.gettempdir()) or not facts["write_repo"]
     assert not facts["write_dev"] and facts["write_shm"]  # /dev/shm is a small tmpfs of its own
 
 
