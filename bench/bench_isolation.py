@@ -33,6 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from miglab.grading import sandbox  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
+from data_migration import GOOD as GOOD_MIGRATION  # noqa: E402
+
 PY = sys.executable
 
 
@@ -80,26 +83,6 @@ def bench_kernel(n):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-GOOD_MIGRATION = '''
-from django.db import migrations
-from django.utils.text import slugify
-
-
-def forwards(apps, schema_editor):
-    Book = apps.get_model("library", "Book")
-    for book in Book.objects.all():
-        book.slug = slugify(book.title)
-        book.save()
-
-
-def backwards(apps, schema_editor):
-    apps.get_model("library", "Book").objects.update(slug="")
-
-
-class Migration(migrations.Migration):
-    dependencies = [("library", "0002_book_slug")]
-    operations = [migrations.RunPython(forwards, backwards)]
-'''
 
 
 def bench_migration(n):

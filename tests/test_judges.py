@@ -20,6 +20,9 @@ from hypothesis import HealthCheck, given, settings
 
 from miglab import checks, judges, oracle
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "assignment_fixtures"))
+from data_migration import GOOD  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "source" / "deep_dive" / "deep_dive.ipynb"
 KEY = json.loads((ROOT / "source" / "deep_dive" / "answer_key.json").read_text())
@@ -319,26 +322,6 @@ def test_points_in_the_source_notebook_match_the_judge():
 
 # ---------------------------------------------------------------- data migration
 
-GOOD = '''
-from django.db import migrations
-from django.utils.text import slugify
-
-
-def forwards(apps, schema_editor):
-    Book = apps.get_model("library", "Book")
-    for book in Book.objects.all():
-        book.slug = slugify(book.title)
-        book.save()
-
-
-def backwards(apps, schema_editor):
-    apps.get_model("library", "Book").objects.update(slug="")
-
-
-class Migration(migrations.Migration):
-    dependencies = [("library", "0002_book_slug")]
-    operations = [migrations.RunPython(forwards, backwards)]
-'''
 
 
 def test_a_real_data_migration_runs_forwards_and_backwards_on_rows():
