@@ -825,7 +825,7 @@ def _read_rows(db: Path) -> dict:
     return {"rows": [[int(i), str(t), None if s is None else str(s)] for i, t, s in rows], "applied": applied}
 
 
-def run_migration_scenario(source_text: str, titles: list[str], manage=None) -> dict:
+def run_migration_scenario(source_text: str, titles: list[str], manage=None, root: Path | None = None) -> dict:
     """Apply the learner's ``0003_fill_slugs`` to a fresh lab database holding ``titles``.
 
     Steps: the course's own 0001/0002 are applied and the rows inserted (trusted
@@ -834,11 +834,12 @@ def run_migration_scenario(source_text: str, titles: list[str], manage=None) -> 
     then ``migrate library 0002`` rolls it back and the rows are read again.
     Returns plain data: ``{"forward": {...}, "backward": {...}}`` where each side
     holds the command's exit status and output tail, the rows and the applied list.
+    The lab is a new folder under ``root`` (default: the temp folder), removed at the end.
     """
     from .lab import Lab, LabError
 
     manage = manage or _untrusted_manage
-    root = Path(tempfile.mkdtemp(prefix="miglab-datamig-"))
+    root = Path(tempfile.mkdtemp(prefix="miglab-datamig-", dir=root))
     try:
         lab = Lab("datamig", root=root)
         lab.write_file("library/models.py", MODELS_PY)

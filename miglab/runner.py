@@ -250,11 +250,22 @@ def _learn(names: list[str], failed: set[str]) -> None:
     _baseline.update(sys.modules)
 
 
-def _serve() -> None:
+def _serve(sandboxed: bool = False) -> None:
+    """Answer requests (one JSON line each) until stdin closes.
+
+    ``sandboxed``: the server runs inside a grading sandbox (``miglab.grading.sandbox.Session``)
+    and the commands run learner code, so it trusts nothing they leave behind. It makes
+    itself undumpable (no same-uid process may ptrace it or open its pipes through /proc),
+    writes each command's output in its private /tmp and sends it back in the reply (capped),
+    never learns modules from a command, and before each reply kills every other process
+    of the sandbox: between two commands nothing of the learner's runs.
+    """
     import gc
     import importlib
     import select
 
+    if sandboxed:
+        _harden()
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -267,6 +278,14 @@ def _serve() -> None:
     proto_out = sys.stdout
     for line in proto_in:
         req = json.loads(line)
+        scratch = None
+        if sandboxed:
+            scratch = tempfile.mkdtemp(prefix="miglab-cmd-")
+            req.update({name: os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")})
+            req["modules"] = None
+            Path(req["stdin"]).write_text(req.pop("input", "") or "")
+            Path(req["stdout"]).touch()
+            Path(req["stderr"]).touch()
         proto_out.flush()
         gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by the collector)
         pid = os.fork()
@@ -285,14 +304,88 @@ def _serve() -> None:
                 pass
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        try:
-            needed = Path(req["modules"]).read_text().split() if req.get("modules") else []
-        except OSError:
+        reply = {"returncode": code, "timed_out": timed_out}
+        if sandboxed:
+            _kill_the_rest()
+            cap = int(req.get("max_output") or 1 << 20)
+            reply.update(stdout=_read_capped(req["stdout"], cap), stderr=_read_capped(req["stderr"], cap))
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
             needed = []
-        proto_out.write(json.dumps({"returncode": code, "timed_out": timed_out}) + "\n")
+        else:
+            try:
+                needed = Path(req["modules"]).read_text().split() if req.get("modules") else []
+            except OSError:
+                needed = []
+        proto_out.write(json.dumps(reply) + "\n")
         proto_out.flush()
         _learn(needed, failed)
 
 
+def _in_sandbox() -> bool:
+    """Are we a sandbox's unprivileged process, in its own pid namespace (bubblewrap is pid 1)?"""
+    try:
+        with open("/proc/1/comm") as f:
+            init = f.read().strip()
+    except OSError:
+        return False
+    return os.getuid() != 0 and os.geteuid() != 0 and init == "bwrap"
+
+
+def _harden() -> None:
+    """Sandboxed server: refuse to run elsewhere, and let no other process of our uid ptrace us."""
+    import ctypes
+
+    if not _in_sandbox():
+        raise SystemExit("runner --sandboxed runs only inside a grading sandbox")
+    PR_SET_DUMPABLE = 4
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise SystemExit("runner --sandboxed: prctl(PR_SET_DUMPABLE) failed")
+
+
+def _kill_the_rest() -> None:
+    """Kill every process of the sandbox but us and its init (what a command left running)."""
+    import time
+
+    if not _in_sandbox():  # never on a host: kill(-1) would reach far more than the sandbox
+        return
+    me = os.getpid()
+    for _ in range(200):
+        try:
+            os.kill(-1, signal.SIGKILL)  # all we may signal here, except ourselves and pid 1
+        except ProcessLookupError:
+            pass
+        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        alive = []
+        for pid in left:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[-1].split()[0] != "Z":
+                        alive.append(pid)
+            except OSError:
+                pass
+        if not alive:
+            return
+        time.sleep(0.005)
+
+
+def _read_capped(path: str, cap: int) -> str:
+    """A command's output file, at most ``cap`` bytes; whatever it was turned into (a link, a
+    pipe, a huge file) reads as what it holds up to the cap, or as nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, cap).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
 if __name__ == "__main__":
-    _serve()
+    _serve(sandboxed="--sandboxed" in sys.argv[1:])

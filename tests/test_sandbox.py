@@ -238,6 +238,170 @@ def test_manage_untrusted_runs_django_and_removes_planted_links(tmp_path):
     assert "library_book" in lab.tables() and lab.migrations("library") == ["0001_initial"]
 
 
+def shell(session, project, code: str, timeout: float = 30):
+    return session.manage(project, ["shell", "--no-imports", "-c", textwrap.dedent(code)], timeout=timeout)
+
+
+def test_session_runs_several_commands_in_one_warm_sandbox(tmp_path):
+    from miglab import Lab
+
+    lab = Lab("sbx", root=tmp_path)
+    lab.write_models("library", "class Book(models.Model):\n    title = models.CharField(max_length=20)\n")
+    with sandbox.Session(tmp_path) as s:
+        pids = []
+        for command in (["makemigrations", "library"], ["migrate", "-v", "0"]):
+            done = s.manage(lab.path, command)
+            assert done.returncode == 0, done.stderr
+        done = shell(s, lab.path, "import os; print(os.getuid(), os.getppid(), os.getpid())")
+        uid, server, child = map(int, done.stdout.split())
+        done = shell(s, lab.path, "import os; print(os.getuid(), os.getppid(), os.getpid())")
+        uid2, server2, child2 = map(int, done.stdout.split())
+        # one sandbox uid, one warm server, a fresh child per command
+        assert uid == uid2 >= sandbox.UID_BASE and server == server2 and child != child2
+        assert "library_book" in lab.tables() and lab.migrations("library") == ["0001_initial"]
+        # a failing command reports Django's exit status and error text
+        done = s.manage(lab.path, ["migrate", "library", "0099"])
+        assert done.returncode == 1 and "0099" in done.stderr
+        for elsewhere in (tmp_path.parent, tmp_path / ".." / tmp_path.name / ".." / ".."):
+            with pytest.raises(ValueError):
+                s.manage(elsewhere, ["check"])
+        # a project the trusted side sets up later is not the sandbox's until its first command
+        later = Lab("later", root=tmp_path)
+        assert os.stat(later.path / "manage.py").st_uid == 0
+        done = shell(s, lab.path, f"open({str(later.path / 'x')!r}, 'w')")
+        assert done.returncode != 0 and "PermissionError" in done.stderr
+        assert shell(s, later.path, "open('x', 'w').write('mine now')").returncode == 0
+    assert os.stat(lab.path / "db.sqlite3").st_uid == 0  # given back to root
+    assert sandbox_processes(uid) == []
+
+
+def test_session_leaves_nothing_running_between_commands(tmp_path):
+    """What a command starts in the background is dead when the command's answer arrives, so
+    the trusted side reads the project exactly as the command left it."""
+    from miglab import Lab
+
+    lab = Lab("sbx", root=tmp_path)
+    with sandbox.Session(tmp_path) as s:
+        done = shell(s, lab.path, """
+            import os, time
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    time.sleep(1.0)
+                    open('late.txt', 'w').write('written after the command ended')
+                os._exit(0)
+            print('left a grandchild behind')
+        """)
+        assert done.returncode == 0 and "left a grandchild" in done.stdout, done.stderr
+        time.sleep(1.5)
+        assert not (lab.path / "late.txt").exists()
+        done = shell(s, lab.path, "import os; print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))")
+        assert len(json.loads(done.stdout)) == 3  # bubblewrap's init, the server, this command
+
+
+def test_session_server_cannot_be_traced_or_fooled_by_a_command(tmp_path):
+    from miglab import Lab
+
+    lab = Lab("sbx", root=tmp_path)
+    with sandbox.Session(tmp_path) as s:
+        done = shell(s, lab.path, """
+            import os
+            tries = []
+            for path in (f'/proc/{os.getppid()}/fd/1', f'/proc/{os.getppid()}/mem'):
+                try:
+                    with open(path, 'w') as f:
+                        f.write('{"returncode": 0, "timed_out": false, "stdout": "forged"}\\n')
+                    tries.append('opened ' + path)
+                except OSError as e:
+                    tries.append(type(e).__name__)
+            print(tries)
+            os.symlink('/etc/hostname', 'db2.sqlite3')
+            raise SystemExit(3)
+        """)
+        assert done.returncode == 3 and "opened" not in done.stdout, done.stdout
+        assert "PermissionError" in done.stdout
+        assert not (lab.path / "db2.sqlite3").is_symlink()  # links it planted are gone
+        assert shell(s, lab.path, "print('next')").stdout.strip() == "next"  # and the session goes on
+
+
+def test_session_timeouts_output_cap_and_a_killed_server(tmp_path):
+    from miglab import Lab
+
+    lab = Lab("sbx", root=tmp_path)
+    with sandbox.Session(tmp_path, max_output=1000) as s:
+        t0 = time.monotonic()
+        done = shell(s, lab.path, "while True: pass", timeout=2)
+        assert done.timed_out and time.monotonic() - t0 < 10
+        done = shell(s, lab.path, "import sys; sys.stdout.write('y' * 5_000_000)")
+        assert done.returncode == 0 and done.stdout == "y" * 1000
+        done = shell(s, lab.path, "import os, signal; os.kill(os.getppid(), signal.SIGKILL)")
+        assert done.returncode != 0 and "sandbox" in done.stderr
+        later = shell(s, lab.path, "print('never runs')")
+        assert later.returncode != 0 and "never runs" not in later.stdout
+
+
+def test_the_sandboxed_server_refuses_to_run_outside_a_sandbox():
+    done = subprocess.run([PY, str(REPO / "miglab" / "runner.py"), "--sandboxed"], input="", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "only inside a grading sandbox" in done.stderr
+
+
+def test_judge_runs_both_scenarios_of_a_migration_in_one_session(monkeypatch):
+    sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
+    from data_migration import GOOD
+    from miglab import judges, oracle
+
+    starts = []
+    real_start = sandbox.Session._start
+    monkeypatch.setattr(sandbox.Session, "_start", lambda self: (starts.append(self.root), real_start(self))[1])
+    text = GOOD + "# one session for both\n"
+    hidden = sandbox.sandboxed_migration_runner(text, judges.HIDDEN_TITLES)
+    visible = sandbox.sandboxed_migration_runner(text, judges.VISIBLE_TITLES)
+    assert len(starts) == 1 and not starts[0].exists()
+    for result, titles in ((hidden, judges.HIDDEN_TITLES), (visible, judges.VISIBLE_TITLES)):
+        for side in ("forward", "backward"):
+            assert oracle.datamig_verdict(result, titles, side)[0], result
+
+
+def test_judge_session_reads_what_each_command_left_and_never_through_links():
+    """A forwards function that fills the slugs only after migrate has returned (from a process it
+    left behind) gets no credit; one that swaps the database for a link to a host file reads as
+    a broken lab, never as that file."""
+    from miglab import judges, oracle
+
+    late = ("from django.db import migrations\n"
+            "def forwards(apps, schema_editor):\n"
+            "    import os, sqlite3, time\n"
+            "    if os.fork() == 0:\n"
+            "        os.setsid()\n"
+            "        time.sleep(0.5)\n"
+            "        con = sqlite3.connect('db.sqlite3')\n"
+            "        con.execute(\"UPDATE library_book SET slug = lower(title)\")\n"
+            "        con.execute(\"INSERT INTO django_migrations (app, name, applied) VALUES ('library', '0003_fill_slugs', '')\")\n"
+            "        con.commit()\n"
+            "        os._exit(0)\n"
+            "    raise SystemExit(0)\n"
+            "class Migration(migrations.Migration):\n"
+            "    dependencies = [('library', '0002_book_slug')]\n"
+            "    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]\n")
+    result = sandbox.sandboxed_migration_runner(late, judges.VISIBLE_TITLES)
+    assert not oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")[0]
+    assert result["forward"]["rows"] and all(r[2] == "" for r in result["forward"]["rows"])
+    secret = Path(tempfile.mkdtemp()) / "secret.sqlite3"
+    import sqlite3
+
+    con = sqlite3.connect(secret)
+    con.execute("CREATE TABLE library_book (id INTEGER PRIMARY KEY, title TEXT, slug TEXT)")
+    con.execute("INSERT INTO library_book VALUES (1, 'host secret', 'host-secret')")
+    con.execute("CREATE TABLE django_migrations (id INTEGER PRIMARY KEY, app TEXT, name TEXT)")
+    con.commit()
+    con.close()
+    swap = late.replace("    import os, sqlite3, time\n", f"    import os\n    os.remove('db.sqlite3'); os.symlink({str(secret)!r}, 'db.sqlite3')\n    return\n")
+    result = sandbox.sandboxed_migration_runner(swap, judges.VISIBLE_TITLES)
+    assert "host secret" not in json.dumps(result)
+    assert not oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")[0]
+
+
 # ------------------------------------------------------------------ kernels
 
 def run_notebook(cells: list[str], folder: Path, timeout: int = 20, **km_traits) -> nbformat.NotebookNode:
