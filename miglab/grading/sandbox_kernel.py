@@ -44,18 +44,33 @@ EVIDENCE_MAX = 256 << 10       # one evidence record (JSON text) may be this big
 MAX_OUTPUTS = 2000             # outputs kept per cell
 ZMQ_MAX_MESSAGE = 64 << 20     # a bigger iopub message drops the connection instead of filling memory
 SOCKET_COUNT = 5               # shell, iopub, stdin, control, hb
+# What ``python -m ipykernel_launcher`` runs, without debugpy: ipykernel imports it at start-up
+# (about 60 ms of CPU per kernel) only for the Jupyter debugger, which nobody attaches to a graded
+# kernel. While ``debugpy`` is None in sys.modules, importing ipykernel.debugger fails to import
+# it and records ``_is_debugpy_available = False`` (no debugger, none advertised in kernel_info);
+# the block is lifted before the kernel starts, so a notebook may still import debugpy itself.
+# -P keeps the working folder (the student's files) off sys.path while ipykernel loads, which
+# ipykernel_launcher otherwise ensures by hand.
+KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None; import ipykernel.debugger; "
+               "del sys.modules['debugpy']; from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 
 # ================================================================ grader side
 
-try:
-    from jupyter_client.asynchronous.client import AsyncKernelClient
-    from jupyter_client.channels import AsyncZMQSocketChannel
-    from jupyter_client.kernelspec import KernelSpec
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import Float, Integer, Unicode
-except ImportError:  # pragma: no cover - the launcher half needs none of this
+if __name__ == "__main__":
+    # The launcher: none of the grader half, whose FastStopMixin comes with nbgrader (seconds of imports).
     AsyncKernelManager = None
+else:
+    try:
+        from jupyter_client.asynchronous.client import AsyncKernelClient
+        from jupyter_client.channels import AsyncZMQSocketChannel
+        from jupyter_client.kernelspec import KernelSpec
+        from jupyter_client.manager import AsyncKernelManager
+        from traitlets import Float, Integer, Unicode
+    except ImportError:  # pragma: no cover - the launcher half needs none of this
+        AsyncKernelManager = None
+    else:
+        from .execute import FastStopMixin
 
 
 def _size(msg: dict) -> int:
@@ -159,8 +174,10 @@ if AsyncKernelManager is not None:
             ch.output_limit = self.output_limit
             return ch
 
-    class SandboxKernelManager(AsyncKernelManager):
+    class SandboxKernelManager(FastStopMixin, AsyncKernelManager):
         """Start every kernel inside the sandbox, over Unix sockets, with capped output.
+
+        A killed kernel's launcher is noticed within milliseconds (:class:`FastStopMixin`).
 
         Traits (set them through the grading pipeline's ``manager_kwargs``):
         ``memory``, ``cpu``, ``nproc``, ``nofile``, ``fsize``, ``tmpfs``,
@@ -280,7 +297,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     os.write(conn_w, json.dumps(inside_info).encode())
     os.close(conn_w)
     os.chown(ipc_host, ipc_uid, ipc_uid)
-    kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", INSIDE_CONNECTION, *extra]
+    kernel = [sys.executable, "-P", "-c", KERNEL_BOOT, "-f", INSIDE_CONNECTION, *extra]
     boot = (f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
             f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
     r, w = os.pipe()

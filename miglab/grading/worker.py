@@ -94,11 +94,10 @@ def read_notebook(data: bytes):
 def _config(task: Task, root: Path, db_url: str, run_key: str, deadline: float):
     from traitlets.config import Config
 
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                        LimitOutput, SaveAutoGrades)
+    from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades
     from nbconvert.preprocessors import ClearMetadataPreprocessor
 
-    from .execute import ResilientExecute
+    from .execute import FastCheckCellMetadata, ResilientExecute
 
     a = task.assignment
     cfg = Config(json.loads(json.dumps(a.config)))
@@ -110,7 +109,7 @@ def _config(task: Task, root: Path, db_url: str, run_key: str, deadline: float):
     cfg.CourseDirectory.notebook_id = "*"
     cfg.Autograde.autograde_preprocessors = [
         ResilientExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+        SaveAutoGrades, AssignLatePenalties, FastCheckCellMetadata,
     ]
     lim, k = task.limits, task.kernel
     ex = cfg.ResilientExecute
@@ -123,6 +122,8 @@ def _config(task: Task, root: Path, db_url: str, run_key: str, deadline: float):
         ex.kernel_name = k.kernel_name
     if k.manager_class:
         ex.kernel_manager_class = k.manager_class.replace(":", ".")
+    else:  # jupyter_client's default manager, minus its 0.1 s polls while a kernel stops
+        ex.kernel_manager_class = "miglab.grading.execute.FastKernelManager"
     if k.manager_kwargs:
         ex.manager_kwargs = dict(k.manager_kwargs)
     if k.extra_arguments:
