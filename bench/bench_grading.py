@@ -5,7 +5,7 @@
 
 Builds two identical temporary courses holding this repo's source/deep_dive and
 N submissions (perfect, partial and blank notebooks of the sample class, in
-turn), then grades one with nbgrader's own command line (one process, one
+turn, each with a data migration of its own, as in a real class), then grades one with nbgrader's own command line (one process, one
 student after another) and the other with ours (N workers), each from a cold
 start, and prints both wall times and their ratio. Ours is timed twice: with
 plain local kernels (--unsafe, the same kernels nbgrader starts) and with the
@@ -18,6 +18,7 @@ autograde does neither.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sqlite3
@@ -33,6 +34,22 @@ KINDS = ("perfect", "partial", "blank")
 ASSIGNMENT = "deep_dive"
 
 
+def make_unique(data: bytes, sid: str) -> bytes:
+    """The notebook with its data migration text made this student's own (a comment naming them).
+
+    Real students' migrations differ, so the judge re-runs every one; identical
+    copies would let its cache answer for all but the first of each kind."""
+    nb = json.loads(data)
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "answer_datamig":
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            marker = 'FILL_SLUGS_MIGRATION = """\n'
+            assert marker in src, "the data migration answer cell changed: update make_unique"
+            cell["source"] = src.replace(marker, f"{marker}# written by {sid}\n", 1)
+            return json.dumps(nb, indent=1).encode()
+    raise SystemExit("no answer_datamig cell in the sample notebook")
+
+
 def make_course(root: Path, n: int) -> Path:
     root.mkdir(parents=True)
     shutil.copytree(REPO / "source" / ASSIGNMENT, root / "source" / ASSIGNMENT)
@@ -45,7 +62,8 @@ def make_course(root: Path, n: int) -> Path:
         kind = KINDS[i % len(KINDS)]
         d = root / "submitted" / f"s{i:03d}" / ASSIGNMENT
         d.mkdir(parents=True)
-        shutil.copy(REPO / "tests" / "submissions" / ASSIGNMENT / f"{kind}.ipynb", d / f"{ASSIGNMENT}.ipynb")
+        data = (REPO / "tests" / "submissions" / ASSIGNMENT / f"{kind}.ipynb").read_bytes()
+        (d / f"{ASSIGNMENT}.ipynb").write_bytes(make_unique(data, f"s{i:03d}"))
         (d / "timestamp.txt").write_text("2026-11-25 12:00:00.000000 UTC")
     return root
 
