@@ -74,7 +74,12 @@ def write_chart(path: Path, questions: list[str], rows: list[dict], max_scores: 
     panels = [*questions, "total"]
     cols = min(4, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
+    width, height = 3.2 * cols, 2.4 * nrows
+    fig, axes = plt.subplots(nrows, cols, figsize=(width, height), squeeze=False)
+    # Fixed margins (in inches, turned into fractions): the panels are all alike, so matplotlib's
+    # tight_layout (a second of text measuring for a class-sized chart) would find the same.
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 0.75 / height,
+                        wspace=0.35, hspace=0.75)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, q in zip(axes.flat, panels):
@@ -89,8 +94,7 @@ def write_chart(path: Path, questions: list[str], rows: list[dict], max_scores: 
         ax.set_ylabel("students", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.yaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_size_inches()[1]))
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
