@@ -93,6 +93,26 @@ def bench_migration(n):
                      lambda: oracle.run_migration_scenario(GOOD_MIGRATION, titles, manage=sandbox.manage_untrusted), n)
 
 
+def bench_judge_rerun(n):
+    """What the judge does per submission: both row sets, forwards and backwards (4 migrate).
+    Plain: a new `python manage.py` per command; sandboxed: one warm Session for all four."""
+    from miglab import judges
+
+    count = iter(range(10**6))
+
+    def plain():
+        text = GOOD_MIGRATION + f"# {next(count)}\n"  # a new text each time: no cache answers
+        for titles in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES):
+            judges.run_untrusted_migration(text, titles)
+
+    def boxed():
+        text = GOOD_MIGRATION + f"# {next(count)}\n"
+        for titles in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES):
+            sandbox.sandboxed_migration_runner(text, titles)
+
+    return alternate(plain, boxed, n)
+
+
 def bench_class(n):
     import nbformat
 
@@ -154,7 +174,8 @@ def main(argv=None) -> int:
     print(f"{'':<44} {'plain':>10}  {'sandboxed':>10}  {'cost':>10}  ratio   (medians)")
     print(row("one process (python -c pass)", *bench_process(n)))
     print(row("one kernel: start, one cell, shut down", *bench_kernel(max(3, n // 2))))
-    print(row("judge re-runs a data migration (2 migrate)", *bench_migration(max(3, n // 2))))
+    print(row("one migration scenario, cold commands (2 migrate)", *bench_migration(max(3, n // 2))))
+    print(row("judge's re-run per submission (4 migrate)", *bench_judge_rerun(max(3, n // 2))))
     if not args.quick:
         plain, boxed, pm, bm = bench_class(args.class_size)
         print(f"\nwhole submissions, real grading command, {args.class_size} perfect notebooks per side, 1 worker:")

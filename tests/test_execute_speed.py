@@ -141,6 +141,27 @@ def test_sandboxed_kernel_starts_without_debugpy_and_still_works(tmp_path):
 
 # ------------------------------------------------------------------ stopping kernels
 
+def in_own_loop(make_coro):
+    """Run a coroutine in a fresh event loop on a thread of its own: earlier tests in the same
+    process (nbclient, Playwright) may leave an event loop running in the main thread."""
+    import threading
+
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # handed to the test's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 @pytest.mark.parametrize("now", [True, False], ids=["kill", "graceful"])
 def test_fast_kernel_manager_stops_the_kernel_and_reaps_it(tmp_path, now):
     async def run():
@@ -152,7 +173,7 @@ def test_fast_kernel_manager_stops_the_kernel_and_reaps_it(tmp_path, now):
         assert not await km.is_alive() and not km.has_kernel
         return proc
 
-    proc = asyncio.run(run())
+    proc = in_own_loop(run)
     assert proc.returncode is not None  # exited and reaped
     with pytest.raises(ProcessLookupError):
         os.kill(proc.pid, 0)
