@@ -14,7 +14,6 @@ processes and an interruption loses at most the students in flight.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import multiprocessing
 import os
 import queue
@@ -136,10 +135,9 @@ def local_executor(workers: int) -> ProcessPoolExecutor:
 
 def _forkserver_context():
     ctx = multiprocessing.get_context("forkserver")
-    preload = ["miglab.grading.worker", "nbgrader.converters", "nbgrader.api", "nbclient", "nbconvert", "nbformat"]
-    if importlib.util.find_spec("miglab.judges") is not None:
-        preload.append("miglab.judges")  # the judge imports Django: pay that once, not once per worker
-    ctx.set_forkserver_preload(preload)
+    # Imports, Django's set-up and the judge's random cases: paid once in the fork server, while the
+    # coordinator prepares the assignment, instead of once per worker on its first student.
+    ctx.set_forkserver_preload(["miglab.grading.preload"])
     return ctx
 
 
