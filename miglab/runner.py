@@ -278,6 +278,12 @@ def _serve(sandboxed: bool = False) -> None:
     proto_out = sys.stdout
     for line in proto_in:
         req = json.loads(line)
+        if sandboxed and req.get("reset"):
+            _kill_the_rest()
+            _wipe_private_space()
+            proto_out.write(json.dumps({"reset": True}) + "\n")
+            proto_out.flush()
+            continue
         scratch = None
         if sandboxed:
             scratch = tempfile.mkdtemp(prefix="miglab-cmd-")
@@ -368,6 +374,29 @@ def _kill_the_rest() -> None:
         if not alive:
             return
         time.sleep(0.005)
+
+
+def _wipe_private_space() -> None:
+    """Empty the sandbox's own writable folders (its /tmp, home and /dev/shm), so that the next
+    learner whose commands run in this sandbox finds them as a new sandbox would."""
+    import shutil
+
+    if not _in_sandbox():
+        return
+    for folder in ("/tmp", os.environ.get("HOME") or "/home/student", "/dev/shm"):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def _read_capped(path: str, cap: int) -> str:

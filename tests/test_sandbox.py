@@ -87,7 +87,7 @@ def test_grading_kernel_options_name_the_sandboxed_manager():
     assert sandbox.migration_runner(opts) is sandbox.sandboxed_migration_runner
     from miglab.grading.model import KernelOptions
 
-    assert sandbox.migration_runner(KernelOptions()) is None
+    assert sandbox.migration_runner(KernelOptions()) is sandbox.local_migration_runner  # --unsafe
 
 
 def test_identity_environment_and_network(monkeypatch):
@@ -346,21 +346,56 @@ def test_the_sandboxed_server_refuses_to_run_outside_a_sandbox():
     assert done.returncode != 0 and "only inside a grading sandbox" in done.stderr
 
 
-def test_judge_runs_both_scenarios_of_a_migration_in_one_session(monkeypatch):
+def test_judge_sandbox_serves_student_after_student_and_is_reset_between_them(monkeypatch):
+    """One sandbox start per worker: both row sets of a student, then the next student, in the
+    same sandbox; what a student left in its private space is gone before the next one runs."""
     sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
     from data_migration import GOOD
     from miglab import judges, oracle
 
+    monkeypatch.setattr(sandbox, "_judge_session", sandbox._JudgeSession())
     starts = []
     real_start = sandbox.Session._start
     monkeypatch.setattr(sandbox.Session, "_start", lambda self: (starts.append(self.root), real_start(self))[1])
-    text = GOOD + "# one session for both\n"
-    hidden = sandbox.sandboxed_migration_runner(text, judges.HIDDEN_TITLES)
-    visible = sandbox.sandboxed_migration_runner(text, judges.VISIBLE_TITLES)
-    assert len(starts) == 1 and not starts[0].exists()
-    for result, titles in ((hidden, judges.HIDDEN_TITLES), (visible, judges.VISIBLE_TITLES)):
-        for side in ("forward", "backward"):
-            assert oracle.datamig_verdict(result, titles, side)[0], result
+    plant = GOOD.replace("def forwards(apps, schema_editor):\n", "def forwards(apps, schema_editor):\n"
+                         "    import os\n"
+                         "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
+                         "        open(os.path.join(folder, 'left-by-a'), 'w').write('x')\n")
+    look = GOOD.replace("def forwards(apps, schema_editor):\n", "def forwards(apps, schema_editor):\n"
+                        "    import os\n"
+                        "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
+                        "        assert not os.path.exists(os.path.join(folder, 'left-by-a')), folder\n")
+    for text in (plant, look):
+        hidden = sandbox.sandboxed_migration_runner(text, judges.HIDDEN_TITLES)
+        visible = sandbox.sandboxed_migration_runner(text, judges.VISIBLE_TITLES)
+        for result, titles in ((hidden, judges.HIDDEN_TITLES), (visible, judges.VISIBLE_TITLES)):
+            for side in ("forward", "backward"):
+                assert oracle.datamig_verdict(result, titles, side)[0], result
+        root = sandbox._judge_session.root
+        assert root is not None and list(root.iterdir()) == []  # the student's labs are gone
+    assert len(starts) == 1
+    # a session that died is replaced by a new one for the next student
+    sandbox._judge_session.session.close()
+    sandbox._judge_session.session.dead = "killed"
+    result = sandbox.sandboxed_migration_runner(GOOD + "# after a death\n", judges.VISIBLE_TITLES)
+    assert oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")[0] and len(starts) == 2
+    sandbox._judge_session.close()
+    assert not starts[1].exists()
+
+
+def test_unsafe_grading_judges_migrations_with_the_warm_local_runner():
+    sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
+    from data_migration import GOOD
+    from miglab import judges, oracle
+
+    text = GOOD + "# local\n"
+    for titles in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES):
+        result = sandbox.local_migration_runner(text, titles)
+        assert oracle.datamig_verdict(result, titles, "forward")[0] and oracle.datamig_verdict(result, titles, "backward")[0]
+    broken = text.replace("book.save()", "raise RuntimeError('no slug for you')")
+    result = sandbox.local_migration_runner(broken, judges.VISIBLE_TITLES)
+    ok, why = oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")
+    assert not ok and "no slug for you" in why
 
 
 def test_judge_session_reads_what_each_command_left_and_never_through_links():

@@ -606,6 +606,30 @@ class Session:
         return Completed(code if type(code) is int else 1, text("stdout"), text("stderr"),
                          reply.get("timed_out") is True, time.monotonic() - started)
 
+    def reset(self) -> bool:
+        """Make the sandbox fit for another learner's commands: every process but the server
+        killed, its private /tmp, home and /dev/shm emptied. False (and the session closed)
+        if that could not be done; a session that never started is already clean."""
+        if self._proc is None:
+            return not self.dead
+        try:
+            self._proc.stdin.write(b'{"reset": true}\n')
+            self._proc.stdin.flush()
+        except OSError:
+            pass
+        reply = self._read_reply(time.monotonic() + 30)
+        if not reply or reply.get("reset") is not True:
+            self.close()
+            self.dead = "the sandbox could not be reset"
+            return False
+        self._given.clear()
+        return True
+
+    @property
+    def age(self) -> float:
+        """Seconds since the sandbox started (0 before the first command)."""
+        return time.monotonic() - self._started if self._proc is not None else 0.0
+
     def close(self) -> None:
         if self._proc is not None:
             kill_tree(self._proc)
@@ -633,15 +657,62 @@ class Session:
 _migration_cache: dict = {}
 
 
+class _JudgeSession:
+    """The sandbox a grading worker re-runs students' data migrations in, kept from one
+    student to the next: its start-up (a sandbox and a Python with Django, about 0.2 s) is
+    paid once per worker, not once per student.
+
+    Kept only as far as it is safe to: between two commands nothing of a learner runs (see
+    :class:`Session`); after each student the sandbox is :meth:`Session.reset` (every process
+    but the server killed, its private /tmp, home and /dev/shm emptied), the student's labs
+    are removed, and the next student's labs are handed to the sandbox only when their
+    commands run. A session that died, could not be reset, or has lived half its wall-clock
+    limit is replaced by a new one.
+    """
+
+    def __init__(self):
+        self.session: Session | None = None
+        self.root: Path | None = None
+
+    def get(self) -> Session:
+        s = self.session
+        if s is None or s.dead or s.age > s.limits.wall / 2:
+            self.close()
+            self.root = Path(tempfile.mkdtemp(prefix="miglab-judge-"))
+            self.session = Session(self.root)
+            if not getattr(self, "_finalizer", None):
+                import atexit
+                from multiprocessing import util
+
+                atexit.register(self.close)
+                self._finalizer = util.Finalize(self, self.close, exitpriority=10)  # pool workers
+        return self.session
+
+    def done_with_student(self) -> None:
+        if self.session is not None and not self.session.reset():
+            self.close()
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+_judge_session = _JudgeSession()
+
+
 def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
     """Drop-in for ``miglab.judges.run_untrusted_migration`` whose learner code runs sandboxed.
 
     Pass it as ``judge_notebook(nb, migration_runner=sandboxed_migration_runner)``.
     The judge asks for the same migration text with the visible and the hidden
     rows; the first request runs both scenarios (and ``titles``, if it is
-    neither), each in a fresh lab of its own, in one :class:`Session`: four
-    commands for one sandbox start-up. The rows are read on the trusted side
-    after each command.
+    neither), each in a fresh lab of its own, in the worker's judge sandbox
+    (:class:`_JudgeSession`), which is then reset for the next student. The
+    rows are read on the trusted side after each command.
     """
     from miglab import judges, oracle
 
@@ -649,21 +720,20 @@ def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
     key = (source_text, tuple(titles))
     if key not in _migration_cache:
         wanted = [titles] + [list(t) for t in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES) if list(t) != titles]
-        root = Path(tempfile.mkdtemp(prefix="miglab-judge-"))
+        session = _judge_session.get()
         results = {}
         try:
-            with Session(root) as session:
-                for rows in wanted:
-                    try:
-                        results[(source_text, tuple(rows))] = oracle.run_migration_scenario(
-                            source_text, rows, manage=session.manage, root=root)
-                    except Exception as exc:
-                        # A learner's migration can leave a database that cannot be read (overwritten
-                        # with junk, say). That is a failed check, never a judge crash.
-                        results[(source_text, tuple(rows))] = {
-                            "error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+            for rows in wanted:
+                try:
+                    results[(source_text, tuple(rows))] = oracle.run_migration_scenario(
+                        source_text, rows, manage=session.manage, root=session.root)
+                except Exception as exc:
+                    # A learner's migration can leave a database that cannot be read (overwritten
+                    # with junk, say). That is a failed check, never a judge crash.
+                    results[(source_text, tuple(rows))] = {
+                        "error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            _judge_session.done_with_student()
         _migration_cache.update(results)
     return _migration_cache[key]
 
@@ -692,11 +762,28 @@ def grading_kernel(unsafe: bool = False, limits: Limits = DEFAULT_LIMITS):
     return KernelOptions(kernel_name="python3", manager_class=KERNEL_MANAGER, manager_kwargs=fields)
 
 
+def local_migration_runner(source_text: str, titles=None) -> dict:
+    """The judge's migration runner for ``--unsafe`` grading, where kernels run with the grader's
+    rights anyway: each ``migrate`` forks from the lab's warm Django (``miglab.runner``), as the
+    student's own kernel did, instead of starting a cold ``python manage.py``."""
+    from miglab import judges, oracle
+
+    titles = list(judges.HIDDEN_TITLES if titles is None else titles)
+    key = ("local", source_text, tuple(titles))
+    if key not in _migration_cache:
+        try:
+            _migration_cache[key] = oracle.run_migration_scenario(source_text, titles, manage=oracle._trusted_manage)
+        except Exception as exc:
+            return {"error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+    return _migration_cache[key]
+
+
 def migration_runner(kernel_options):
-    """The judge's migration runner that matches how kernels run: sandboxed with sandboxed kernels."""
+    """The judge's migration runner that matches how kernels run: sandboxed with sandboxed kernels,
+    forked from a warm Django with plain local ones (``--unsafe``)."""
     if kernel_options is not None and getattr(kernel_options, "manager_class", None) == KERNEL_MANAGER:
         return sandboxed_migration_runner
-    return None
+    return local_migration_runner
 
 
 def _host_env() -> dict:

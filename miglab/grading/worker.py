@@ -176,7 +176,7 @@ def _judge_kwargs(judges, task: Task) -> dict:
     kwargs = {}
     if "key" in params and task.assignment.judge_key is not None:
         kwargs["key"] = dict(task.assignment.judge_key)
-    if "migration_runner" in params and task.kernel.manager_class:
+    if "migration_runner" in params:
         try:
             from .sandbox import migration_runner
         except ImportError:
