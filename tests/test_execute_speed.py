@@ -195,6 +195,13 @@ def test_grader_managers_use_the_fast_stop(tmp_path):
     assert cfg.ResilientExecute.kernel_manager_class == "miglab.grading.execute.FastKernelManager"
     assert FastCheckCellMetadata in cfg.Autograde.autograde_preprocessors
     assert CheckCellMetadata not in cfg.Autograde.autograde_preprocessors
+    # nbgrader's sanitize pass keeps its preprocessors, in order, with the faster check
+    from nbgrader.converters import Autograde
+
+    default = Autograde.class_traits()["sanitize_preprocessors"].default()
+    assert cfg.Autograde.sanitize_preprocessors == [FastCheckCellMetadata if p is CheckCellMetadata else p
+                                                    for p in default]
+    assert cfg.Exporter.optimistic_validation is True
     cfg = config(model.KernelOptions(manager_class="miglab.grading.sandbox_kernel:SandboxKernelManager"))
     assert cfg.ResilientExecute.kernel_manager_class == "miglab.grading.sandbox_kernel.SandboxKernelManager"
 

@@ -94,7 +94,9 @@ def read_notebook(data: bytes):
 def _config(task: Task, root: Path, db_url: str, run_key: str, deadline: float):
     from traitlets.config import Config
 
-    from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
     from nbconvert.preprocessors import ClearMetadataPreprocessor
 
     from .execute import FastCheckCellMetadata, ResilientExecute
@@ -111,6 +113,16 @@ def _config(task: Task, root: Path, db_url: str, run_key: str, deadline: float):
         ResilientExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
         SaveAutoGrades, AssignLatePenalties, FastCheckCellMetadata,
     ]
+    # nbgrader's first pass (sanitize: clear outputs, put back locked cells, check metadata) runs
+    # its own metadata check too: the same, faster one there.
+    sanitize = a.config.get("Autograde", {}).get("sanitize_preprocessors") or Autograde.class_traits()[
+        "sanitize_preprocessors"].default()
+    cfg.Autograde.sanitize_preprocessors = [
+        FastCheckCellMetadata if p is CheckCellMetadata or str(p).endswith(".CheckCellMetadata") else p
+        for p in sanitize]
+    # Validate each notebook once, after all of a pass's preprocessors, not after each of them
+    # (nbconvert's default: a dozen schema validations of the whole notebook per submission).
+    cfg.Exporter.optimistic_validation = True
     lim, k = task.limits, task.kernel
     ex = cfg.ResilientExecute
     ex.timeout = int(max(1, round(lim.cell_timeout)))
