@@ -279,7 +279,7 @@ def _serve(sandboxed: bool = False) -> None:
     for line in proto_in:
         req = json.loads(line)
         if sandboxed and req.get("reset"):
-            _kill_the_rest()
+            _kill_the_rest_or_exit()
             _wipe_private_space()
             proto_out.write(json.dumps({"reset": True}) + "\n")
             proto_out.flush()
@@ -312,7 +312,7 @@ def _serve(sandboxed: bool = False) -> None:
         code = os.waitstatus_to_exitcode(status)
         reply = {"returncode": code, "timed_out": timed_out}
         if sandboxed:
-            _kill_the_rest()
+            _kill_the_rest_or_exit()
             cap = int(req.get("max_output") or 1 << 20)
             reply.update(stdout=_read_capped(req["stdout"], cap), stderr=_read_capped(req["stderr"], cap))
             import shutil
@@ -350,12 +350,16 @@ def _harden() -> None:
         raise SystemExit("runner --sandboxed: prctl(PR_SET_DUMPABLE) failed")
 
 
-def _kill_the_rest() -> None:
-    """Kill every process of the sandbox but us and its init (what a command left running)."""
+def _kill_the_rest_or_exit() -> None:
+    """Kill every process of the sandbox but us and its init (what a command left running).
+
+    If one will not die within a second, the server exits without answering: the trusted
+    side then kills the whole sandbox and reads nothing a learner's process could still touch.
+    """
     import time
 
     if not _in_sandbox():  # never on a host: kill(-1) would reach far more than the sandbox
-        return
+        os._exit(3)
     me = os.getpid()
     for _ in range(200):
         try:
@@ -374,6 +378,7 @@ def _kill_the_rest() -> None:
         if not alive:
             return
         time.sleep(0.005)
+    os._exit(3)
 
 
 def _wipe_private_space() -> None:

@@ -48,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -702,6 +703,7 @@ class _JudgeSession:
 
 
 _judge_session = _JudgeSession()
+_judge_lock = threading.Lock()  # one student's commands at a time per session (Dask runs tasks in threads)
 
 
 def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
@@ -714,28 +716,36 @@ def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
     (:class:`_JudgeSession`), which is then reset for the next student. The
     rows are read on the trusted side after each command.
     """
-    from miglab import judges, oracle
+    from miglab import judges
 
     titles = list(judges.HIDDEN_TITLES if titles is None else titles)
     key = (source_text, tuple(titles))
-    if key not in _migration_cache:
-        wanted = [titles] + [list(t) for t in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES) if list(t) != titles]
-        session = _judge_session.get()
-        results = {}
-        try:
-            for rows in wanted:
-                try:
-                    results[(source_text, tuple(rows))] = oracle.run_migration_scenario(
-                        source_text, rows, manage=session.manage, root=session.root)
-                except Exception as exc:
-                    # A learner's migration can leave a database that cannot be read (overwritten
-                    # with junk, say). That is a failed check, never a judge crash.
-                    results[(source_text, tuple(rows))] = {
-                        "error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
-        finally:
-            _judge_session.done_with_student()
-        _migration_cache.update(results)
-    return _migration_cache[key]
+    with _judge_lock:
+        if key not in _migration_cache:
+            _judge_into_cache(source_text, titles)
+        return _migration_cache[key]
+
+
+def _judge_into_cache(source_text: str, titles: list) -> None:
+    """Run both row sets of one migration text in the judge session; cache their results."""
+    from miglab import judges, oracle
+
+    wanted = [titles] + [list(t) for t in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES) if list(t) != titles]
+    session = _judge_session.get()
+    results = {}
+    try:
+        for rows in wanted:
+            try:
+                results[(source_text, tuple(rows))] = oracle.run_migration_scenario(
+                    source_text, rows, manage=session.manage, root=session.root)
+            except Exception as exc:
+                # A learner's migration can leave a database that cannot be read (overwritten
+                # with junk, say). That is a failed check, never a judge crash.
+                results[(source_text, tuple(rows))] = {
+                    "error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+    finally:
+        _judge_session.done_with_student()
+    _migration_cache.update(results)
 
 
 KERNEL_MANAGER = "miglab.grading.sandbox_kernel:SandboxKernelManager"
