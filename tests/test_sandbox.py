@@ -334,6 +334,10 @@ def test_session_timeouts_output_cap_and_a_killed_server(tmp_path):
         assert done.timed_out and time.monotonic() - t0 < 10
         done = shell(s, lab.path, "import sys; sys.stdout.write('y' * 5_000_000)")
         assert done.returncode == 0 and done.stdout == "y" * 1000
+    with sandbox.Session(tmp_path, max_output=100_000) as s:  # output that JSON escapes six-fold
+        done = shell(s, lab.path, "import sys; sys.stdout.write('\\x01' * 5_000_000)")
+        assert done.returncode == 0 and done.stdout == "\x01" * 100_000
+    with sandbox.Session(tmp_path, max_output=1000) as s:
         done = shell(s, lab.path, "import os, signal; os.kill(os.getppid(), signal.SIGKILL)")
         assert done.returncode != 0 and "sandbox" in done.stderr
         later = shell(s, lab.path, "print('never runs')")

@@ -533,7 +533,7 @@ class Session:
         import select
 
         fd = self._proc.stdout.fileno()
-        limit = 2 * self.max_output + (64 << 10)
+        limit = 12 * self.max_output + (64 << 10)  # two capped streams, JSON-escaped (up to 6 bytes a byte)
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or len(self._buffer) > limit:
