@@ -5,8 +5,9 @@
 
 Builds two identical temporary courses holding this repo's source/deep_dive and
 N submissions (perfect, partial and blank notebooks of the sample class, in
-turn, each with a data migration of its own, as in a real class), then grades one with nbgrader's own command line (one process, one
-student after another) and the other with ours (N workers), each from a cold
+turn, each with a data migration of its own, as in a real class), then
+grades one with nbgrader's own command line (one process, one student after
+another) and the other with ours (N workers), each from a cold
 start, and prints both wall times and their ratio. Ours is timed twice: with
 plain local kernels (--unsafe, the same kernels nbgrader starts) and with the
 default sandboxed kernels. It also prints what a submission costs inside a

@@ -95,7 +95,7 @@ def bench_migration(n):
 
 def bench_judge_rerun(n):
     """What the judge does per submission: both row sets, forwards and backwards (4 migrate).
-    Plain: a new `python manage.py` per command; sandboxed: one warm Session for all four."""
+    Plain: a new `python manage.py` per command; sandboxed: the worker's warm judge Session."""
     from miglab import judges
 
     count = iter(range(10**6))

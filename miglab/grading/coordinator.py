@@ -157,11 +157,10 @@ def _stop_workers(executor) -> None:
 
 
 def _preload_chart() -> None:
-    try:
-        import matplotlib
+    from .reports import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
+    try:
+        pyplot()
     except Exception:  # the report says so later, if it matters
         pass
 

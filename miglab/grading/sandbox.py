@@ -673,14 +673,16 @@ class _JudgeSession:
 
     def __init__(self):
         self.session: Session | None = None
-        self.root: Path | None = None
+
+    @property
+    def root(self) -> Path | None:
+        return self.session.root if self.session is not None else None
 
     def get(self) -> Session:
         s = self.session
         if s is None or s.dead or s.age > s.limits.wall / 2:
             self.close()
-            self.root = Path(tempfile.mkdtemp(prefix="miglab-judge-"))
-            self.session = Session(self.root)
+            self.session = Session(Path(tempfile.mkdtemp(prefix="miglab-judge-")))
             if not getattr(self, "_finalizer", None):
                 import atexit
                 from multiprocessing import util
@@ -696,10 +698,8 @@ class _JudgeSession:
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+            shutil.rmtree(self.session.root, ignore_errors=True)
             self.session = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
 
 
 _judge_session = _JudgeSession()
@@ -726,23 +726,31 @@ def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
         return _migration_cache[key]
 
 
+def _scenario(source_text: str, titles: list, **kwargs) -> dict:
+    """``oracle.run_migration_scenario``, where a lab left unreadable is a result, not an exception.
+
+    A learner's migration can leave a database that cannot be read (overwritten with junk, say).
+    That is a failed check, never a judge crash.
+    """
+    from miglab import oracle
+
+    try:
+        return oracle.run_migration_scenario(source_text, titles, **kwargs)
+    except Exception as exc:
+        return {"error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+
+
 def _judge_into_cache(source_text: str, titles: list) -> None:
     """Run both row sets of one migration text in the judge session; cache their results."""
-    from miglab import judges, oracle
+    from miglab import judges
 
     wanted = [titles] + [list(t) for t in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES) if list(t) != titles]
     session = _judge_session.get()
     results = {}
     try:
         for rows in wanted:
-            try:
-                results[(source_text, tuple(rows))] = oracle.run_migration_scenario(
-                    source_text, rows, manage=session.manage, root=session.root)
-            except Exception as exc:
-                # A learner's migration can leave a database that cannot be read (overwritten
-                # with junk, say). That is a failed check, never a judge crash.
-                results[(source_text, tuple(rows))] = {
-                    "error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+            results[(source_text, tuple(rows))] = _scenario(source_text, rows, manage=session.manage,
+                                                            root=session.root)
     finally:
         _judge_session.done_with_student()
     _migration_cache.update(results)
@@ -781,10 +789,7 @@ def local_migration_runner(source_text: str, titles=None) -> dict:
     titles = list(judges.HIDDEN_TITLES if titles is None else titles)
     key = ("local", source_text, tuple(titles))
     if key not in _migration_cache:
-        try:
-            _migration_cache[key] = oracle.run_migration_scenario(source_text, titles, manage=oracle._trusted_manage)
-        except Exception as exc:
-            return {"error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
+        _migration_cache[key] = _scenario(source_text, titles, manage=oracle._trusted_manage)
     return _migration_cache[key]
 
 

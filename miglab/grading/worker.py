@@ -310,7 +310,6 @@ def warm_up() -> None:
             oracle.ensure_django()
             oracle.replay_random_cases()
             oracle.squash_random_cases()
-            judges.judge_notebook({"cells": []})
         except Exception:
             pass
     warm_up.done = True
