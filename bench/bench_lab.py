@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-from miglab import Lab, runner
+from miglab import Lab
+from miglab.lab import runner
 
 COMMANDS = [["showmigrations"], ["sqlmigrate", "library", "0001"], ["migrate", "--plan"]]
 

@@ -1,4 +1,4 @@
-"""miglab.graph reads the real migration graph of a lab project and draws it.
+"""miglab.lab.graph reads the real migration graph of a lab project and draws it.
 
 Every test builds real migration files in a real lab and compares the graph
 with what Django itself then does (`migrate`, `showmigrations --plan`).
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from miglab import Lab
-from miglab.graph import Graph, GraphError, draw, find_cycle, layers, migration_graph, png_bytes, show_graph
+from miglab.lab.graph import Graph, GraphError, draw, find_cycle, layers, migration_graph, png_bytes, show_graph
 
 LIBRARY = """
 class Author(models.Model):

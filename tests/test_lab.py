@@ -3,7 +3,7 @@
 import pytest
 
 from miglab import Lab, LabError
-from miglab import runner
+from miglab.lab import runner
 
 BOOK = """
 class Book(models.Model):

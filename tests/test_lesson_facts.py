@@ -384,7 +384,7 @@ PRACTICE = {
 def practice_cell(nb, untouched: str) -> int:
     found = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and untouched in c.source]
     assert len(found) == 1, f"the practice line {untouched!r} must appear in exactly one cell"
-    assert "check(" in nb.cells[found[0]].source
+    assert "verify(" in nb.cells[found[0]].source
     return found[0]
 
 

@@ -24,8 +24,8 @@ import pytest
 from nbclient import NotebookClient
 from nbval.plugin import get_sanitize_patterns
 
-from miglab.practice import check
-from miglab.quiz import CORRECT, WRONG, Question, Quiz
+from miglab.lab.practice import verify
+from miglab.lab.quiz import CORRECT, WRONG, Question, Quiz
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -167,7 +167,7 @@ def test_lesson_structure(path):
         "a quiz cell's code (which holds the answers) is folded in JupyterLab"
     assert all(re.match(r"[^\n]*\bquiz: \d+ questions? \(run this cell", output_text(c), re.I) for c in quiz), \
         "the quiz must be its cell's last expression"
-    assert any("check(" in c.source for c in code[1:]), "a practice cell with a visible check"
+    assert any("verify(" in c.source for c in code[1:]), "a practice cell with a visible check"
     recap = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and re.search(r"\brecap\b", c.source, re.I)]
     assert recap and recap[-1] >= len(cells) - 3, "a short recap comes right before the navigation"
     assert max(i for i, c in enumerate(cells) if c in quiz) < recap[-1], "the recap follows the quiz"
@@ -373,14 +373,14 @@ def test_quiz_rejects_a_question_number_that_does_not_exist():
 
 
 def test_check_prints_a_tick_or_a_hint_and_never_raises(capsys):
-    assert check(2 + 2 == 4, "arithmetic works") == True  # noqa: E712
+    assert verify(2 + 2 == 4, "arithmetic works") == True  # noqa: E712
     assert capsys.readouterr().out == "✓ arithmetic works\n"
-    assert check(None, "filled in", hint="replace None") == False  # noqa: E712
+    assert verify(None, "filled in", hint="replace None") == False  # noqa: E712
     assert capsys.readouterr().out == "✗ Not yet: replace None\n"
     answer = None
-    assert not check(lambda: answer.lower() == "yes", "right", hint="type yes")
+    assert not verify(lambda: answer.lower() == "yes", "right", hint="type yes")
     out = capsys.readouterr().out
     assert out.startswith("✗ Not yet: type yes (AttributeError:")
-    assert not check(lambda: 1 / 0, "never")
+    assert not verify(lambda: 1 / 0, "never")
     assert capsys.readouterr().out.startswith("✗ Not yet: ZeroDivisionError")
-    assert bool(check(lambda: [1], "a non-empty list counts")) is True
+    assert bool(verify(lambda: [1], "a non-empty list counts")) is True

@@ -44,6 +44,7 @@ from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewError, SchemaTooOldError
 from nbgrader.preprocessors import CheckCellMetadata, Execute
 
+from ..sandbox.kernel import FastStopMixin
 from . import model
 
 _OUTCOMES: dict[str, list[dict]] = {}
@@ -77,23 +78,6 @@ def not_run_output(reason: str) -> NotebookNode:
 READY_POLL = 0.1       # seconds between checks that a kernel still starting is alive
 READY_RESEND = 1.0     # a kernel_info request unanswered this long is sent again
 IOPUB_CONFIRM = 0.2    # once the kernel answered, how long its first iopub message may take
-
-
-class FastStopMixin:
-    """For a jupyter_client ``AsyncKernelManager``: notice a stopped kernel within milliseconds.
-
-    jupyter_client checks every 0.1 s whether a killed (or asked-to-stop)
-    kernel is gone, so each graded submission idled about 0.1 s at the end
-    for a process that SIGKILL ends in a few milliseconds. Only the polling
-    interval changes: how long a kernel may take (the 5 s cap on a kill, the
-    graceful shutdown's wait), the signals and the cleanup stay
-    jupyter_client's. A poll is one ``waitpid(WNOHANG)``.
-    """
-
-    stop_poll_interval = 0.005
-
-    async def _async_wait(self, pollinterval: float = 0.1) -> None:
-        await super()._async_wait(pollinterval=min(pollinterval, self.stop_poll_interval))
 
 
 class FastKernelManager(FastStopMixin, AsyncKernelManager):

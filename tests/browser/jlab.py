@@ -107,13 +107,13 @@ class QuizQuestion:
     """The first question of a lesson's quiz, rebuilt from the cell's source with miglab's Question."""
 
     cell_index: int        # index among the notebook's code cells
-    question: object       # miglab.quiz.Question
+    question: object       # miglab.lab.quiz.Question
 
 
 def first_quiz_question(path) -> QuizQuestion:
     """Find the first ``Quiz([...])`` cell of a lesson and rebuild its first ``Question(...)``
     with the real class, so the test knows the right answer and the exact feedback texts."""
-    from miglab.quiz import Question
+    from miglab.lab.quiz import Question
 
     nb = nbformat.read(path, as_version=4)
     code_cells = [c for c in nb.cells if c.cell_type == "code"]

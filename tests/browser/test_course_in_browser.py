@@ -2,7 +2,7 @@
 
 * A lesson: every cell runs in the browser's kernel without an error, and the
   quiz renders as a live widget that answers a wrong pick with "Not quite" and
-  the right pick with "Correct", in exactly miglab.quiz's words.
+  the right pick with "Correct", in exactly miglab.lab.quiz's words.
 * The assignment: nbgrader's lab extension is there (Validate button, Create
   Assignment panel, Nbgrader menu) and validating the untouched release
   notebook reports a failing test cell.
@@ -146,7 +146,7 @@ def test_self_check_a_quiz_without_the_widget_manager_is_caught(jupyter, page):
     lesson = nbformat.read(jupyter.root / LESSON, as_version=4)
     quiz_cell = [c for c in lesson.cells if c.cell_type == "code"][first_quiz_question(jupyter.root / LESSON).cell_index]
     nb = nbformat.v4.new_notebook(metadata=lesson.metadata)
-    nb.cells = [nbformat.v4.new_code_cell("from miglab.quiz import Quiz, Question"),
+    nb.cells = [nbformat.v4.new_code_cell("from miglab.lab.quiz import Quiz, Question"),
                 nbformat.v4.new_code_cell(quiz_cell.source)]
     quiz_only = "notebooks/zz_quiz_only.ipynb"
     nbformat.write(nb, jupyter.root / quiz_only)

@@ -24,7 +24,7 @@ import io
 import json
 from dataclasses import dataclass, field
 
-from .lab import Lab, LabError
+from .project import Lab, LabError
 
 Node = tuple[str, str]  # (app label, migration name), as Django writes it
 

@@ -1,10 +1,10 @@
 """Visible checks for practice cells: a tick when the learner got it, a hint when not.
 
     answer = None   # <- your turn: replace None
-    check(lambda: answer == "0002_book_pages", "that is the migration Django wrote",
+    verify(lambda: answer == "0002_book_pages", "that is the migration Django wrote",
           hint="look at the file name makemigrations printed")
 
-``check`` never raises, so running an untouched lesson from top to bottom
+``verify`` never raises, so running an untouched lesson from top to bottom
 still works (it prints the hint instead). Pass a ``lambda`` when the
 condition itself could fail on the blank default (``answer.lower()`` with
 ``answer = None``): the error then counts as "not yet".
@@ -18,8 +18,8 @@ PASS = "✓"
 FAIL = "✗ Not yet"
 
 
-class Result(int):
-    """True or False (``== True``, ``if check(...)``), that a notebook does not echo as ``Out[n]``."""
+class Verified(int):
+    """True or False (``== True``, ``if verify(...)``), that a notebook does not echo as ``Out[n]``."""
 
     def __new__(cls, ok: bool):
         return super().__new__(cls, bool(ok))
@@ -33,10 +33,10 @@ class Result(int):
         pass  # the printed ✓/✗ line already says it
 
 
-def check(condition: Any | Callable[[], Any], success_message: str, hint: str = "") -> Result:
+def verify(condition: Any | Callable[[], Any], success_message: str, hint: str = "") -> Verified:
     """Print ``✓ success_message`` if ``condition`` holds, else ``✗ Not yet: hint``; return which.
 
-    The result compares equal to True or False; a cell ending in ``check(...)``
+    The result compares equal to True or False; a cell ending in ``verify(...)``
     shows only the printed line.
 
     ``condition`` is a value (its truth is used) or a function of no arguments
@@ -53,4 +53,4 @@ def check(condition: Any | Callable[[], Any], success_message: str, hint: str = 
         print(f"{PASS} {success_message}")
     else:
         print(f"{FAIL}: {hint}" if hint else f"{FAIL}.")
-    return Result(ok)
+    return Verified(ok)

@@ -1,4 +1,4 @@
-"""Jupyter kernels that run inside the sandbox (see :mod:`miglab.grading.sandbox`).
+"""Jupyter kernels that run inside the sandbox (see :mod:`miglab.sandbox.bwrap`).
 
 Two halves:
 
@@ -9,7 +9,7 @@ Two halves:
   launcher below whatever kernel spec the notebook names, and caps how much
   output a cell may send back (:class:`CappedIopubChannel`). nbgrader's
   Execute preprocessor uses it with ``kernel_manager_class``.
-* the launcher, ``python -m miglab.grading.sandbox_kernel`` (grader side, as
+* the launcher, ``python -m miglab.sandbox.kernel`` (grader side, as
   root): leases a sandbox uid, copies nothing itself, and starts bubblewrap
   with the kernel's sockets folder bound read-write at ``/run/kernel`` and
   the notebook's folder bound read-only at ``/mnt/submission``; inside, the
@@ -33,12 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import sandbox
+from . import bwrap
 
 INSIDE_IPC = "/run/kernel"
 INSIDE_SUBMISSION = "/mnt/submission"
 INSIDE_CONNECTION = "/tmp/kernel-connection.json"
-INSIDE_WORK = f"{sandbox.HOME}/work"
+INSIDE_WORK = f"{bwrap.HOME}/work"
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
 EVIDENCE_MAX = 256 << 10       # one evidence record (JSON text) may be this big
 MAX_OUTPUTS = 2000             # outputs kept per cell
@@ -58,7 +58,7 @@ KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None; import ipykernel.debu
 # ================================================================ grader side
 
 if __name__ == "__main__":
-    # The launcher: none of the grader half, whose FastStopMixin comes with nbgrader (seconds of imports).
+    # The launcher needs none of the grader half (jupyter_client's manager and client: imports it never uses).
     AsyncKernelManager = None
 else:
     try:
@@ -69,8 +69,23 @@ else:
         from traitlets import Float, Integer, Unicode
     except ImportError:  # pragma: no cover - the launcher half needs none of this
         AsyncKernelManager = None
-    else:
-        from .execute import FastStopMixin
+
+
+class FastStopMixin:
+    """For a jupyter_client ``AsyncKernelManager``: notice a stopped kernel within milliseconds.
+
+    jupyter_client checks every 0.1 s whether a killed (or asked-to-stop)
+    kernel is gone, so each graded submission idled about 0.1 s at the end
+    for a process that SIGKILL ends in a few milliseconds. Only the polling
+    interval changes: how long a kernel may take (the 5 s cap on a kill, the
+    graceful shutdown's wait), the signals and the cleanup stay
+    jupyter_client's. A poll is one ``waitpid(WNOHANG)``.
+    """
+
+    stop_poll_interval = 0.005
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        await super()._async_wait(pollinterval=min(pollinterval, self.stop_poll_interval))
 
 
 def _size(msg: dict) -> int:
@@ -181,19 +196,19 @@ if AsyncKernelManager is not None:
 
         Traits (set them through the grading pipeline's ``manager_kwargs``):
         ``memory``, ``cpu``, ``nproc``, ``nofile``, ``fsize``, ``tmpfs``,
-        ``wall``, ``output`` override :class:`miglab.grading.sandbox.Limits`.
+        ``wall``, ``output`` override :class:`miglab.sandbox.bwrap.SandboxLimits`.
         """
 
-        memory = Integer(sandbox.DEFAULT_LIMITS.memory).tag(config=True)
-        cpu = Integer(sandbox.DEFAULT_LIMITS.cpu).tag(config=True)
-        cpus = Float(sandbox.DEFAULT_LIMITS.cpus).tag(config=True)
-        memory_total = Integer(sandbox.DEFAULT_LIMITS.memory_total).tag(config=True)
-        nproc = Integer(sandbox.DEFAULT_LIMITS.nproc).tag(config=True)
-        nofile = Integer(sandbox.DEFAULT_LIMITS.nofile).tag(config=True)
-        fsize = Integer(sandbox.DEFAULT_LIMITS.fsize).tag(config=True)
-        tmpfs = Integer(sandbox.DEFAULT_LIMITS.tmpfs).tag(config=True)
-        wall = Float(sandbox.DEFAULT_LIMITS.wall).tag(config=True)
-        output = Integer(sandbox.DEFAULT_LIMITS.output).tag(config=True)
+        memory = Integer(bwrap.DEFAULT_LIMITS.memory).tag(config=True)
+        cpu = Integer(bwrap.DEFAULT_LIMITS.cpu).tag(config=True)
+        cpus = Float(bwrap.DEFAULT_LIMITS.cpus).tag(config=True)
+        memory_total = Integer(bwrap.DEFAULT_LIMITS.memory_total).tag(config=True)
+        nproc = Integer(bwrap.DEFAULT_LIMITS.nproc).tag(config=True)
+        nofile = Integer(bwrap.DEFAULT_LIMITS.nofile).tag(config=True)
+        fsize = Integer(bwrap.DEFAULT_LIMITS.fsize).tag(config=True)
+        tmpfs = Integer(bwrap.DEFAULT_LIMITS.tmpfs).tag(config=True)
+        wall = Float(bwrap.DEFAULT_LIMITS.wall).tag(config=True)
+        output = Integer(bwrap.DEFAULT_LIMITS.output).tag(config=True)
         ready_timeout = Float(60.0).tag(config=True)
         folder = Unicode("")
 
@@ -215,8 +230,8 @@ if AsyncKernelManager is not None:
             ipc.mkdir(mode=0o700)
             self.ip = str(ipc / "k")
 
-        def limits(self) -> "sandbox.Limits":
-            return sandbox.Limits(memory=self.memory, cpu=self.cpu, nproc=self.nproc, nofile=self.nofile,
+        def limits(self) -> "bwrap.SandboxLimits":
+            return bwrap.SandboxLimits(memory=self.memory, cpu=self.cpu, nproc=self.nproc, nofile=self.nofile,
                                   fsize=self.fsize, tmpfs=self.tmpfs, wall=self.wall, output=self.output,
                                   cpus=self.cpus, memory_total=self.memory_total)
 
@@ -229,7 +244,7 @@ if AsyncKernelManager is not None:
 
         def format_kernel_cmd(self, extra_arguments=None):
             # -I: the launcher runs as root in the submission's folder; a shipped `miglab/` must not be imported.
-            return [sys.executable, "-I", "-m", "miglab.grading.sandbox_kernel",
+            return [sys.executable, "-I", "-m", "miglab.sandbox.kernel",
                     "--connection-file", os.path.realpath(self.connection_file),
                     "--limits", json.dumps(self.limits().__dict__),
                     "--", *(extra_arguments or [])]
@@ -284,11 +299,11 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: str) -> int:
+def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], cwd: str) -> int:
     info = json.loads(Path(connection_file).read_text())
     ipc_host = Path(info["ip"]).parent
     folder = ipc_host.parent
-    prep = sandbox.Prepared(base=folder / "sandbox", limits=limits)
+    prep = bwrap.Prepared(base=folder / "sandbox", limits=limits)
     ipc_uid = prep.uid
     inside_info = dict(info, ip=f"{INSIDE_IPC}/{Path(info['ip']).name}")
     # The kernel's copy of its connection file lives in its private /tmp (ipykernel rewrites it
@@ -301,7 +316,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     boot = (f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
             f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
     r, w = os.pipe()
-    spec = sandbox.Spec(argv=["/bin/sh", "-c", boot, "sh", *kernel], cwd=sandbox.HOME,
+    spec = bwrap.Spec(argv=["/bin/sh", "-c", boot, "sh", *kernel], cwd=bwrap.HOME,
                         env={"PYTHONSAFEPATH": "1"},
                         readonly=[(cwd, INSIDE_SUBMISSION)], writable=[(str(ipc_host), INSIDE_IPC)],
                         limits=limits, info_fd=w, files=[(conn_r, INSIDE_CONNECTION)])
@@ -310,7 +325,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
     # file-size limit caps; it is shown only if the kernel fails to start.
     log_path = prep.base / "kernel.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, start_new_session=True, pass_fds=(w, conn_r), env=sandbox._host_env(),
+    proc = subprocess.Popen(cmd, start_new_session=True, pass_fds=(w, conn_r), env=bwrap.host_env(),
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     log.close()
     os.close(w)
@@ -334,7 +349,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
         if not locked:
             print(f"[sandbox] stopped by signal {signum} while the kernel was starting", file=sys.stderr)
         stopping = True
-        sandbox.kill_tree(proc)
+        bwrap.kill_tree(proc)
 
     signal.signal(signal.SIGINT, on_interrupt)
     signal.signal(signal.SIGTERM, on_stop)
@@ -359,11 +374,11 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
                 locked = True
             if time.monotonic() > deadline:
                 print(f"[sandbox] wall-clock limit of {limits.wall:g} s reached: kernel killed", file=sys.stderr)
-                sandbox.kill_tree(proc)
+                bwrap.kill_tree(proc)
                 break
             if os.getppid() != parent:
                 print("[sandbox] the grader went away: kernel killed", file=sys.stderr)
-                sandbox.kill_tree(proc)
+                bwrap.kill_tree(proc)
                 break
             if not locked:
                 time.sleep(0.01)
@@ -379,7 +394,7 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
             print(f"[sandbox] the kernel {what} (exit {proc.returncode}):\n{tail}", file=sys.stderr)
         return 0 if stopping else (proc.returncode or 0)
     finally:
-        sandbox.kill_tree(proc)
+        bwrap.kill_tree(proc)
         prep.close(remove_base=True)
         # The kernel is gone: its folder goes too (a manager does not clean up after a dead
         # kernel; it makes a new folder if it restarts one).
@@ -389,13 +404,13 @@ def launch(connection_file: str, limits: sandbox.Limits, extra: list[str], cwd: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m miglab.grading.sandbox_kernel",
+    p = argparse.ArgumentParser(prog="python -m miglab.sandbox.kernel",
                                 description="Start a Jupyter kernel inside the sandbox (used by SandboxKernelManager).")
     p.add_argument("--connection-file", required=True)
-    p.add_argument("--limits", default="{}", help="JSON of miglab.grading.sandbox.Limits fields")
+    p.add_argument("--limits", default="{}", help="JSON of miglab.sandbox.bwrap.SandboxLimits fields")
     p.add_argument("extra", nargs="*", help="extra kernel arguments (after --)")
     args = p.parse_args(argv)
-    limits = sandbox.Limits(**json.loads(args.limits))
+    limits = bwrap.SandboxLimits(**json.loads(args.limits))
     return launch(args.connection_file, limits, list(args.extra), os.getcwd())
 
 

@@ -32,7 +32,7 @@ mounts vanish with the namespace and the host never sees them.
 
 Entry points: :func:`available` (can we isolate here, and if not why),
 :func:`run` (a command, e.g. ``python manage.py migrate`` for the judge), and
-:mod:`miglab.grading.sandbox_kernel` (a Jupyter kernel manager whose kernels
+:mod:`miglab.sandbox.kernel` (a Jupyter kernel manager whose kernels
 run in here).
 """
 
@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import runner
+from ..lab import runner
 
 UID_BASE = 420000          # sandbox uids: UID_BASE .. UID_BASE + UID_COUNT - 1 (no passwd entry needed)
 UID_COUNT = 1000
@@ -71,7 +71,7 @@ class SandboxError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Limits:
+class SandboxLimits:
     """Resource limits of one sandbox. Sizes in bytes, times in seconds."""
 
     memory: int = 4 << 30        # RLIMIT_AS per process (a Python kernel with Django maps ~1 GiB)
@@ -91,7 +91,7 @@ class Limits:
                 f"--nofile={self.nofile}", f"--fsize={self.fsize}", "--core=0"]
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = SandboxLimits()
 
 
 # ------------------------------------------------------------ availability
@@ -197,7 +197,7 @@ class Cgroups:
     mounted, read-only), the rlimits and the wall clock still hold.
     """
 
-    def __init__(self, name: str, limits: Limits):
+    def __init__(self, name: str, limits: SandboxLimits):
         self.dirs: list[Path] = []
         settings = {
             "cpu": {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": str(int(limits.cpus * 100000))},
@@ -263,7 +263,7 @@ class Spec:
     readonly: list = field(default_factory=list)
     writable: list = field(default_factory=list)
     env: dict = field(default_factory=dict)
-    limits: Limits = DEFAULT_LIMITS
+    limits: SandboxLimits = DEFAULT_LIMITS
     info_fd: int | None = None
     files: list = field(default_factory=list)   # (readable fd, inside path): copied into the sandbox
 
@@ -344,7 +344,7 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
 class Prepared:
     """A leased uid and a staging folder for one sandbox; :meth:`close` frees both."""
 
-    def __init__(self, base: Path | None = None, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, base: Path | None = None, limits: SandboxLimits = DEFAULT_LIMITS):
         self.lease = lease_uid()
         self.cgroups = Cgroups(f"miglab-sbx-{self.lease.uid}", limits)
         self.uid = self.lease.uid
@@ -386,15 +386,15 @@ def kill_tree(proc: subprocess.Popen) -> None:
 # -------------------------------------------------------------------- run
 
 @dataclass
-class Completed(runner.Completed):
-    """What a sandboxed command did: a lab command's result, and how long it took."""
+class SandboxRun(runner.ProcessResult):
+    """What a sandboxed command did: its exit status, its output, and how long it took."""
 
     seconds: float = 0.0
 
 
 def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), readonly=(),
         env: dict | None = None, stdin: str = "", timeout: float | None = None,
-        limits: Limits = DEFAULT_LIMITS, max_output: int = 1 << 20) -> Completed:
+        limits: SandboxLimits = DEFAULT_LIMITS, max_output: int = 1 << 20) -> SandboxRun:
     """Run ``argv`` in a fresh sandbox and wait for it (at most ``timeout`` or ``limits.wall`` seconds).
 
     ``writable`` host folders are bound read-write at the same path and handed
@@ -424,7 +424,7 @@ def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), r
             inp.write(stdin.encode())
             inp.seek(0)
             proc = subprocess.Popen(prep.command(spec), stdin=inp, stdout=out, stderr=err,
-                                    start_new_session=True, close_fds=True, env=_host_env())
+                                    start_new_session=True, close_fds=True, env=host_env())
             timed_out = False
             try:
                 proc.wait(timeout=wall)
@@ -437,7 +437,7 @@ def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), r
                 f.seek(0)
                 return f.read(max_output).decode("utf-8", "replace")
 
-            return Completed(proc.returncode, read(out), read(err), timed_out, time.monotonic() - started)
+            return SandboxRun(proc.returncode, read(out), read(err), timed_out, time.monotonic() - started)
     finally:
         for w in writable:
             for p in [w, *w.rglob("*")]:
@@ -448,360 +448,7 @@ def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), r
         prep.close()
 
 
-def manage_untrusted(project, args: list[str], timeout: float = 60) -> Completed:
-    """``python manage.py ARGS`` in ``project`` (a lab holding learner code), sandboxed.
-
-    Same shape as ``miglab.oracle._untrusted_manage``: one cold command in a
-    sandbox of its own. Only ``project`` is writable. (The judge uses a
-    :class:`Session` instead: several commands in one sandbox, Django warm.)
-    """
-    project = Path(project)
-    links_before = _links(project)
-    done = run([sys.executable, "manage.py", *args], cwd=project, writable=[project],
-               env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0"}, timeout=timeout)
-    _remove_new_links(project, links_before)
-    return done
-
-
-def _links(project: Path) -> set:
-    return {p for p in project.rglob("*") if p.is_symlink()}
-
-
-def _remove_new_links(project: Path, before: set) -> None:
-    # The trusted side reads files here next (the SQLite database): links the learner's
-    # code made (db.sqlite3 -> the gradebook, say) are removed so it never reads through them.
-    for p in project.rglob("*"):
-        if p.is_symlink() and p not in before:
-            p.unlink()
-
-
-class Session:
-    """One sandbox that runs several ``manage.py`` commands, one after another, in projects under ``root``.
-
-    Inside, ``miglab/runner.py --sandboxed`` imports Django once and forks a
-    fresh child per command (each child reads settings, models and migration
-    files from disk, as a new ``python manage.py`` would). A cold sandboxed
-    command costs a sandbox and a Python with Django (about 0.3 s) every
-    time; here that is paid once per session.
-
-    Between two commands nothing of the learner's code runs: before the
-    server answers, it has killed every other process in the sandbox, and
-    it cannot itself be traced by them (it is undumpable). So when
-    :meth:`manage` returns, the trusted side may read the project (the
-    SQLite database) exactly as the command left it. Output comes back in
-    the reply, capped at ``max_output`` bytes per stream.
-
-    ``root`` is the only host folder the sandbox may write, and only where
-    it was given: a project is handed to the sandbox uid just before its
-    first command (so a project the trusted side sets up later is not the
-    sandbox's until then), new symbolic links in it are removed after every
-    command, and everything is given back to root at the end. The sandbox
-    starts with the first command and ends with :meth:`close`.
-    """
-
-    def __init__(self, root, *, limits: Limits = DEFAULT_LIMITS, max_output: int = 1 << 20,
-                 startup: float = 60.0):
-        self.root = Path(root)
-        self.limits, self.max_output, self.startup = limits, max_output, startup
-        self._prep: Prepared | None = None
-        self._proc: subprocess.Popen | None = None
-        self._log = None
-        self._buffer = b""
-        self._given: set[Path] = set()
-        self.dead = ""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _start(self) -> None:
-        if not sys.platform.startswith("linux") or os.geteuid() != 0 or _tools_missing():
-            raise SandboxError(available()[1])
-        self._prep = Prepared(limits=self.limits)
-        os.chmod(self.root, 0o711)  # root's, not the sandbox's: only the projects in it are given
-        server = str(Path(runner.__file__).resolve())
-        spec = Spec(argv=[sys.executable, server, "--sandboxed"], cwd=HOME, writable=[str(self.root)],
-                    env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0", "PYTHONSAFEPATH": "1"}, limits=self.limits)
-        self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(self._prep.command(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self._log, start_new_session=True, close_fds=True, env=_host_env())
-        self._started = time.monotonic()
-
-    def _read_reply(self, deadline: float) -> dict | None:
-        import select
-
-        fd = self._proc.stdout.fileno()
-        limit = 12 * self.max_output + (64 << 10)  # two capped streams, JSON-escaped (up to 6 bytes a byte)
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or len(self._buffer) > limit:
-                return None
-            if not select.select([fd], [], [], left)[0]:
-                return None
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            return None
-        return reply if isinstance(reply, dict) else None
-
-    def _server_log(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read(4000).decode("utf-8", "replace").strip()
-
-    def manage(self, project, args: list[str], timeout: float = 60, stdin: str = "") -> Completed:
-        """``python manage.py ARGS`` in ``project``, a folder under the session's root (the same
-        signature as :func:`manage_untrusted`)."""
-        project = Path(project)
-        if project.is_symlink() or not project.resolve().is_relative_to(self.root.resolve()):
-            raise ValueError(f"this session runs commands in folders under {self.root}, not in {project}")
-        started = time.monotonic()
-        if self.dead:
-            return Completed(1, "", self.dead, False, 0.0)
-        first = self._proc is None
-        links_before = _links(project)
-        if first:
-            self._start()
-        if project not in self._given:
-            # The folders on the way stay root's (so nothing in the sandbox can move a project or
-            # put a link in its place), traversable; the project itself becomes the sandbox's.
-            for folder in reversed(project.resolve().relative_to(self.root.resolve()).parents):
-                os.chmod(self.root / folder, 0o711)
-            self._prep.give(project)
-            self._given.add(project)
-        request = {"cwd": str(project), "argv": ["manage.py", *args], "env": {}, "timeout": timeout,
-                   "input": stdin, "max_output": self.max_output}
-        try:
-            self._proc.stdin.write((json.dumps(request) + "\n").encode())
-            self._proc.stdin.flush()
-        except OSError:
-            pass
-        # The server enforces ``timeout`` itself; the extra is for its start-up (first command)
-        # and its own clean-up. If it does not answer by then, the sandbox is killed.
-        reply = self._read_reply(time.monotonic() + timeout + 10 + (self.startup if first else 0))
-        if reply is None:
-            timed_out = self._proc.poll() is None
-            kill_tree(self._proc)
-            self._proc.wait()
-            self.dead = ("the sandbox stopped answering" if timed_out else
-                         f"the sandbox ended (exit {self._proc.returncode})")
-            log = self._server_log()
-            self.dead += f": {log[-1500:]}" if log and not timed_out else ""
-            _remove_new_links(project, links_before)
-            return Completed(-9 if timed_out else 1, "", self.dead, timed_out, time.monotonic() - started)
-        _remove_new_links(project, links_before)
-
-        def text(key):
-            v = reply.get(key)
-            return v[: self.max_output] if isinstance(v, str) else ""
-
-        code = reply.get("returncode")
-        return Completed(code if type(code) is int else 1, text("stdout"), text("stderr"),
-                         reply.get("timed_out") is True, time.monotonic() - started)
-
-    def reset(self) -> bool:
-        """Make the sandbox fit for another learner's commands: every process but the server
-        killed, its private /tmp, home and /dev/shm emptied. False (and the session closed)
-        if that could not be done; a session that never started is already clean."""
-        if self._proc is None:
-            return not self.dead
-        try:
-            self._proc.stdin.write(b'{"reset": true}\n')
-            self._proc.stdin.flush()
-        except OSError:
-            pass
-        reply = self._read_reply(time.monotonic() + 30)
-        if not reply or reply.get("reset") is not True:
-            self.close()
-            self.dead = "the sandbox could not be reset"
-            return False
-        self._given.clear()
-        return True
-
-    @property
-    def age(self) -> float:
-        """Seconds since the sandbox started (0 before the first command)."""
-        return time.monotonic() - self._started if self._proc is not None else 0.0
-
-    def close(self) -> None:
-        if self._proc is not None:
-            kill_tree(self._proc)
-            self._proc.wait()
-            for f in (self._proc.stdin, self._proc.stdout):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._prep is not None:
-            if self.root.exists():
-                for p in [self.root, *self.root.rglob("*")]:
-                    try:
-                        os.lchown(p, os.geteuid(), os.getegid())
-                    except OSError:
-                        pass
-            self._prep.close()
-            self._prep = None
-
-
-_migration_cache: dict = {}
-
-
-class _JudgeSession:
-    """The sandbox a grading worker re-runs students' data migrations in, kept from one
-    student to the next: its start-up (a sandbox and a Python with Django, about 0.2 s) is
-    paid once per worker, not once per student.
-
-    Kept only as far as it is safe to: between two commands nothing of a learner runs (see
-    :class:`Session`); after each student the sandbox is :meth:`Session.reset` (every process
-    but the server killed, its private /tmp, home and /dev/shm emptied), the student's labs
-    are removed, and the next student's labs are handed to the sandbox only when their
-    commands run. A session that died, could not be reset, or has lived half its wall-clock
-    limit is replaced by a new one.
-    """
-
-    def __init__(self):
-        self.session: Session | None = None
-
-    @property
-    def root(self) -> Path | None:
-        return self.session.root if self.session is not None else None
-
-    def get(self) -> Session:
-        s = self.session
-        if s is None or s.dead or s.age > s.limits.wall / 2:
-            self.close()
-            self.session = Session(Path(tempfile.mkdtemp(prefix="miglab-judge-")))
-            if not getattr(self, "_finalizer", None):
-                import atexit
-                from multiprocessing import util
-
-                atexit.register(self.close)
-                self._finalizer = util.Finalize(self, self.close, exitpriority=10)  # pool workers
-        return self.session
-
-    def done_with_student(self) -> None:
-        if self.session is not None and not self.session.reset():
-            self.close()
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-            shutil.rmtree(self.session.root, ignore_errors=True)
-            self.session = None
-
-
-_judge_session = _JudgeSession()
-_judge_lock = threading.Lock()  # one student's commands at a time per session (Dask runs tasks in threads)
-
-
-def sandboxed_migration_runner(source_text: str, titles=None) -> dict:
-    """Drop-in for ``miglab.judges.run_untrusted_migration`` whose learner code runs sandboxed.
-
-    Pass it as ``judge_notebook(nb, migration_runner=sandboxed_migration_runner)``.
-    The judge asks for the same migration text with the visible and the hidden
-    rows; the first request runs both scenarios (and ``titles``, if it is
-    neither), each in a fresh lab of its own, in the worker's judge sandbox
-    (:class:`_JudgeSession`), which is then reset for the next student. The
-    rows are read on the trusted side after each command.
-    """
-    from miglab import judges
-
-    titles = list(judges.HIDDEN_TITLES if titles is None else titles)
-    key = (source_text, tuple(titles))
-    with _judge_lock:
-        if key not in _migration_cache:
-            _judge_into_cache(source_text, titles)
-        return _migration_cache[key]
-
-
-def _scenario(source_text: str, titles: list, **kwargs) -> dict:
-    """``oracle.run_migration_scenario``, where a lab left unreadable is a result, not an exception.
-
-    A learner's migration can leave a database that cannot be read (overwritten with junk, say).
-    That is a failed check, never a judge crash.
-    """
-    from miglab import oracle
-
-    try:
-        return oracle.run_migration_scenario(source_text, titles, **kwargs)
-    except Exception as exc:
-        return {"error": f"the migration left the lab unreadable ({exc.__class__.__name__}: {exc})"}
-
-
-def _judge_into_cache(source_text: str, titles: list) -> None:
-    """Run both row sets of one migration text in the judge session; cache their results."""
-    from miglab import judges
-
-    wanted = [titles] + [list(t) for t in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES) if list(t) != titles]
-    session = _judge_session.get()
-    results = {}
-    try:
-        for rows in wanted:
-            results[(source_text, tuple(rows))] = _scenario(source_text, rows, manage=session.manage,
-                                                            root=session.root)
-    finally:
-        _judge_session.done_with_student()
-    _migration_cache.update(results)
-
-
-KERNEL_MANAGER = "miglab.grading.sandbox_kernel:SandboxKernelManager"
-
-
-def grading_kernel(unsafe: bool = False, limits: Limits = DEFAULT_LIMITS):
-    """The ``KernelOptions`` the batch grader uses: sandboxed kernels, or an error saying why not.
-
-    ``unsafe=True`` (the grading command's ``--unsafe``) means plain local
-    kernels (nbgrader's default, the grader's own rights), with or without
-    isolation available.
-    """
-    from .model import KernelOptions
-
-    if unsafe:
-        return KernelOptions()
-    ok, why = available()
-    if not ok:
-        raise SandboxError(
-            f"refusing to run student code without isolation: {why}. Fix that, or pass --unsafe "
-            "to run students' notebooks with the grader's own rights (only for code you trust)."
-        )
-    fields = {k: v for k, v in limits.__dict__.items()}
-    return KernelOptions(kernel_name="python3", manager_class=KERNEL_MANAGER, manager_kwargs=fields)
-
-
-def local_migration_runner(source_text: str, titles=None) -> dict:
-    """The judge's migration runner for ``--unsafe`` grading, where kernels run with the grader's
-    rights anyway: each ``migrate`` forks from the lab's warm Django (``miglab.runner``), as the
-    student's own kernel did, instead of starting a cold ``python manage.py``."""
-    from miglab import judges, oracle
-
-    titles = list(judges.HIDDEN_TITLES if titles is None else titles)
-    key = ("local", source_text, tuple(titles))
-    if key not in _migration_cache:
-        _migration_cache[key] = _scenario(source_text, titles, manage=oracle._trusted_manage)
-    return _migration_cache[key]
-
-
-def migration_runner(kernel_options):
-    """The judge's migration runner that matches how kernels run: sandboxed with sandboxed kernels,
-    forked from a warm Django with plain local ones (``--unsafe``)."""
-    if kernel_options is not None and getattr(kernel_options, "manager_class", None) == KERNEL_MANAGER:
-        return sandboxed_migration_runner
-    return local_migration_runner
-
-
-def _host_env() -> dict:
+def host_env() -> dict:
     """Environment of the host-side helpers (unshare, prlimit, setpriv, bwrap): nothing secret needed."""
     return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C.UTF-8"}
 
@@ -810,9 +457,3 @@ def describe() -> str:
     """One line for logs and reports."""
     ok, why = available()
     return ("isolated: " if ok else "NOT isolated: ") + why
-
-
-if __name__ == "__main__":  # python -m miglab.grading.sandbox: say whether isolation works here
-    ok, why = available()
-    print(json.dumps({"available": ok, "reason": why}))
-    sys.exit(0 if ok else 1)

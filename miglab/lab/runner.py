@@ -46,7 +46,7 @@ PRELOAD = (
 
 
 @dataclass
-class Completed:
+class ProcessResult:
     """What one command did: its exit status and everything it printed."""
 
     returncode: int
@@ -68,7 +68,7 @@ def fork_enabled() -> bool:
     return os.environ.get("MIGLAB_FORK", "1") != "0" and hasattr(os, "fork")
 
 
-def run_subprocess(cwd: Path, argv: list[str], stdin: str | None, env: dict, timeout: float) -> Completed:
+def run_subprocess(cwd: Path, argv: list[str], stdin: str | None, env: dict, timeout: float) -> ProcessResult:
     """The plain way: a new interpreter for every command."""
     try:
         p = subprocess.run(
@@ -83,8 +83,8 @@ def run_subprocess(cwd: Path, argv: list[str], stdin: str | None, env: dict, tim
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        return Completed(-9, out, err, timed_out=True)
-    return Completed(p.returncode, p.stdout, p.stderr)
+        return ProcessResult(-9, out, err, timed_out=True)
+    return ProcessResult(p.returncode, p.stdout, p.stderr)
 
 
 class ForkServer:
@@ -107,7 +107,7 @@ class ForkServer:
             )
         return self._proc
 
-    def run(self, cwd: Path, argv: list[str], stdin: str | None, env: dict, timeout: float) -> Completed:
+    def run(self, cwd: Path, argv: list[str], stdin: str | None, env: dict, timeout: float) -> ProcessResult:
         with self._lock, tempfile.TemporaryDirectory(prefix="miglab-run-") as tmp:
             files = {name: os.path.join(tmp, name) for name in ("stdin", "stdout", "stderr", "modules")}
             Path(files["stdin"]).write_text(stdin or "")
@@ -129,7 +129,7 @@ class ForkServer:
                 return run_subprocess(cwd, argv, stdin, env, timeout)
             reply = json.loads(line)
             read = lambda n: Path(files[n]).read_text(errors="replace")  # noqa: E731
-            return Completed(reply["returncode"], read("stdout"), read("stderr"), reply["timed_out"])
+            return ProcessResult(reply["returncode"], read("stdout"), read("stderr"), reply["timed_out"])
 
     def close(self) -> None:
         if self._proc is not None:
@@ -145,7 +145,7 @@ _server: ForkServer | None = None
 
 
 def run_manage(cwd: Path, args: list[str], stdin: str | None = None, env: dict | None = None,
-               timeout: float = 120) -> Completed:
+               timeout: float = 120) -> ProcessResult:
     """Run ``python manage.py *args`` in ``cwd`` and return what happened."""
     global _server
     argv = ["manage.py", *args]
@@ -177,7 +177,10 @@ def _child(req: dict) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(req["cwd"])
         os.environ.update(req["env"])
-        sys.path[0] = req["cwd"]
+        if sys.flags.safe_path:  # nothing was put first for us: put the project first
+            sys.path.insert(0, req["cwd"])
+        else:
+            sys.path[0] = req["cwd"]
         sys.argv = list(req["argv"])
         try:
             runpy.run_path(req["argv"][0], run_name="__main__")
@@ -250,176 +253,68 @@ def _learn(names: list[str], failed: set[str]) -> None:
     _baseline.update(sys.modules)
 
 
-def _serve(sandboxed: bool = False) -> None:
-    """Answer requests (one JSON line each) until stdin closes.
-
-    ``sandboxed``: the server runs inside a grading sandbox (``miglab.grading.sandbox.Session``)
-    and the commands run learner code, so it trusts nothing they leave behind. It makes
-    itself undumpable (no same-uid process may ptrace it or open its pipes through /proc),
-    writes each command's output in its private /tmp and sends it back in the reply (capped),
-    never learns modules from a command, and before each reply kills every other process
-    of the sandbox: between two commands nothing of the learner's runs.
-    """
-    import gc
+def preload() -> None:
+    """Import the library modules most commands need (never anything of a project)."""
     import importlib
-    import select
 
-    if sandboxed:
-        _harden()
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except Exception:  # pragma: no cover - a missing module only costs speed
             pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _baseline.update(sys.modules)
-    failed: set[str] = set()
-    proto_in = sys.stdin
-    proto_out = sys.stdout
-    for line in proto_in:
-        req = json.loads(line)
-        if sandboxed and req.get("reset"):
-            _kill_the_rest_or_exit()
-            _wipe_private_space()
-            proto_out.write(json.dumps({"reset": True}) + "\n")
-            proto_out.flush()
-            continue
-        scratch = None
-        if sandboxed:
-            scratch = tempfile.mkdtemp(prefix="miglab-cmd-")
-            req.update({name: os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")})
-            req["modules"] = None
-            Path(req["stdin"]).write_text(req.pop("input", "") or "")
-            Path(req["stdout"]).touch()
-            Path(req["stderr"]).touch()
-        proto_out.flush()
-        gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by the collector)
-        pid = os.fork()
-        if pid == 0:
-            _child(req)
-        # Wait for the child to exit (a pidfd wakes us at once), or kill it at the deadline.
-        pidfd = os.pidfd_open(pid)
-        try:
-            timed_out = not select.select([pidfd], [], [], float(req.get("timeout") or 120))[0]
-        finally:
-            os.close(pidfd)
-        if timed_out:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        reply = {"returncode": code, "timed_out": timed_out}
-        if sandboxed:
-            _kill_the_rest_or_exit()
-            cap = int(req.get("max_output") or 1 << 20)
-            reply.update(stdout=_read_capped(req["stdout"], cap), stderr=_read_capped(req["stderr"], cap))
-            import shutil
 
-            shutil.rmtree(scratch, ignore_errors=True)
+
+def fork_and_wait(req: dict) -> tuple[int, bool]:
+    """Run one request as ``python manage.py ...`` in a forked child; (exit status, timed out).
+
+    The child is killed (its whole process group) when ``req["timeout"]`` passes.
+    """
+    import gc
+    import select
+
+    sys.stdout.flush()
+    gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by the collector)
+    pid = os.fork()
+    if pid == 0:
+        _child(req)
+    # Wait for the child to exit (a pidfd wakes us at once), or kill it at the deadline.
+    pidfd = os.pidfd_open(pid)
+    try:
+        timed_out = not select.select([pidfd], [], [], float(req.get("timeout") or 120))[0]
+    finally:
+        os.close(pidfd)
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), timed_out
+
+
+def _serve() -> None:
+    """Answer requests (one JSON line each) until stdin closes: the lessons' warm helper.
+
+    Each request names files for the command's stdin, stdout and stderr and
+    one where the child lists the library modules it imported, which the
+    helper then imports itself so the next command starts warmer. (The
+    grading sandbox has its own, hardened server: :mod:`miglab.sandbox.server`.)
+    """
+    preload()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    failed: set[str] = set()
+    for line in sys.stdin:
+        req = json.loads(line)
+        code, timed_out = fork_and_wait(req)
+        try:
+            needed = Path(req["modules"]).read_text().split() if req.get("modules") else []
+        except OSError:
             needed = []
-        else:
-            try:
-                needed = Path(req["modules"]).read_text().split() if req.get("modules") else []
-            except OSError:
-                needed = []
-        proto_out.write(json.dumps(reply) + "\n")
-        proto_out.flush()
+        sys.stdout.write(json.dumps({"returncode": code, "timed_out": timed_out}) + "\n")
+        sys.stdout.flush()
         _learn(needed, failed)
 
 
-def _in_sandbox() -> bool:
-    """Are we a sandbox's unprivileged process, in its own pid namespace (bubblewrap is pid 1)?"""
-    try:
-        with open("/proc/1/comm") as f:
-            init = f.read().strip()
-    except OSError:
-        return False
-    return os.getuid() != 0 and os.geteuid() != 0 and init == "bwrap"
-
-
-def _harden() -> None:
-    """Sandboxed server: refuse to run elsewhere, and let no other process of our uid ptrace us."""
-    import ctypes
-
-    if not _in_sandbox():
-        raise SystemExit("runner --sandboxed runs only inside a grading sandbox")
-    PR_SET_DUMPABLE = 4
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise SystemExit("runner --sandboxed: prctl(PR_SET_DUMPABLE) failed")
-
-
-def _kill_the_rest_or_exit() -> None:
-    """Kill every process of the sandbox but us and its init (what a command left running).
-
-    If one will not die within a second, the server exits without answering: the trusted
-    side then kills the whole sandbox and reads nothing a learner's process could still touch.
-    """
-    import time
-
-    if not _in_sandbox():  # never on a host: kill(-1) would reach far more than the sandbox
-        os._exit(3)
-    me = os.getpid()
-    for _ in range(200):
-        try:
-            os.kill(-1, signal.SIGKILL)  # all we may signal here, except ourselves and pid 1
-        except ProcessLookupError:
-            pass
-        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
-        alive = []
-        for pid in left:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[-1].split()[0] != "Z":
-                        alive.append(pid)
-            except OSError:
-                pass
-        if not alive:
-            return
-        time.sleep(0.005)
-    os._exit(3)
-
-
-def _wipe_private_space() -> None:
-    """Empty the sandbox's own writable folders (its /tmp, home and /dev/shm), so that the next
-    learner whose commands run in this sandbox finds them as a new sandbox would."""
-    import shutil
-
-    if not _in_sandbox():
-        return
-    for folder in ("/tmp", os.environ.get("HOME") or "/home/student", "/dev/shm"):
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            path = os.path.join(folder, name)
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
-
-
-def _read_capped(path: str, cap: int) -> str:
-    """A command's output file, at most ``cap`` bytes; whatever it was turned into (a link, a
-    pipe, a huge file) reads as what it holds up to the cap, or as nothing."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return ""
-    try:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        return os.read(fd, cap).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
-
-
 if __name__ == "__main__":
-    _serve(sandboxed="--sandboxed" in sys.argv[1:])
+    _serve()

@@ -1,0 +1,214 @@
+"""Public checkers: rules that may run in a learner's kernel as well as in the grader.
+
+Pass one as ``check(..., rule=valid_plan)``. Each decides from plain JSON
+evidence (:class:`~miglab.evidence.verdict.Call`) and says why in words, and
+none of them computes an answer for the student: they check one.
+
+* :func:`valid_plan`: an order of migrations that puts every dependency first;
+* :func:`names_cycle`: a ``ValueError`` that names every migration on a cycle and no other;
+* :func:`choice`: a quiz letter (``choices="abcd"``; with ``expect=``, the right one);
+* :func:`squashes`: Django operations that squash the input's (same final schema
+  by Django's own ``ProjectState``; optionally no longer than Django's optimizer
+  makes them, and renames kept as renames);
+* :func:`runs_migration`: a migration file's text, run for real in a fresh lab
+  project (:class:`miglab.lab.scenario.Scenario`), judged by what the database holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .convert import equal_json, from_json, hashable, shown
+from .verdict import BadAnswer, Call, Verdict
+
+# ------------------------------------------------------------------ shapes
+
+
+def pairs(data: Any, what: str = "the answer") -> list[tuple[str, str]]:
+    """A list of ``[app, name]`` pairs, or :class:`BadAnswer`."""
+    if not isinstance(data, list):
+        raise BadAnswer(f"{what} should be a list of (app, name) pairs")
+    out = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(s, str) for s in item)):
+            raise BadAnswer(f"each item of {what} should be an (app, name) pair")
+        out.append((item[0], item[1]))
+    return out
+
+
+def graph_of(data: Any) -> dict[tuple, list[tuple]]:
+    """A migration graph input (``{(app, name): [(app, name), ...]}``) decoded."""
+    graph = from_json(data)
+    if not isinstance(graph, dict):
+        raise ValueError("a migration graph is a dict of (app, name) -> dependencies")
+    return {hashable(k): [hashable(p) for p in v] for k, v in graph.items()}
+
+
+def _node(n: tuple) -> str:
+    return f"{n[0]}.{n[1]}"
+
+
+# ------------------------------------------------------------------- graphs
+
+
+def valid_plan(call: Call) -> Verdict:
+    """Every migration exactly once, each after every migration it depends on."""
+    deps = graph_of(call.args[0])
+    order = pairs(call.output, "the order")
+    if len(order) != len(set(order)):
+        return Verdict(False, "a migration appears more than once in the order")
+    if set(order) != set(deps):
+        missing, extra = len(set(deps) - set(order)), len(set(order) - set(deps))
+        return Verdict(False, f"the order must list every migration exactly once ({missing} missing, {extra} unknown)")
+    position = {n: i for i, n in enumerate(order)}
+    for node, parents in deps.items():
+        for parent in parents:
+            if position[parent] > position[node]:
+                return Verdict(False, f"{_node(node)} comes before {_node(parent)}, which it depends on")
+    return Verdict(True, "every migration comes after all it depends on")
+
+
+def cycle_members(deps: dict[tuple, list[tuple]]) -> set[tuple]:
+    """Every migration that lies on some cycle (strongly connected components, self-loops)."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(deps)
+    g.add_edges_from((p, n) for n, ps in deps.items() for p in ps)
+    members: set[tuple] = set()
+    for component in nx.strongly_connected_components(g):
+        if len(component) > 1 or any(g.has_edge(n, n) for n in component):
+            members |= set(component)
+    return members
+
+
+def names_cycle(call: Call) -> Verdict:
+    """With ``probe="raises"``: a ValueError whose message names the whole cycle and nothing else."""
+    deps = graph_of(call.args[0])
+    raised = call.output
+    if not isinstance(raised, dict) or not isinstance(raised.get("raised"), bool):
+        raise BadAnswer("use probe=\"raises\" with names_cycle")
+    if not raised["raised"]:
+        return Verdict(False, "no error was raised for a graph with a cycle")
+    if raised.get("value_error") is not True:
+        return Verdict(False, f"the error should be a ValueError, not {_word(raised.get('type'))}")
+    message = raised.get("message") if isinstance(raised.get("message"), str) else ""
+    on_cycle = cycle_members(deps)
+    missing = [n for n in sorted(on_cycle) if n[1] not in message]
+    if missing:
+        return Verdict(False, f"the error message does not name every migration on the cycle ({len(missing)} missing)")
+    names_on_cycle = {n for _, n in on_cycle}
+    bystanders = [n for n in sorted(set(deps) - on_cycle) if n[1] in message and n[1] not in names_on_cycle]
+    if bystanders:
+        return Verdict(False, "the error message names migrations that are not on the cycle")
+    return Verdict(True, "the cycle is reported by name")
+
+
+def _word(x: Any) -> str:
+    """An exception class name from evidence, shown only if it is a plain identifier."""
+    return x if isinstance(x, str) and x.isidentifier() and len(x) <= 40 else "another kind of error"
+
+
+# --------------------------------------------------------------------- quiz
+
+
+def choice(call: Call) -> Verdict:
+    """A quiz answer: one letter of ``choices=``; with ``expect=``, the right letter."""
+    letters = str(call.params.get("choices") or "abcd")
+    answer = call.output
+    if not isinstance(answer, str) or answer.strip().lower() not in letters or len(answer.strip()) != 1:
+        return Verdict(False, f"answer with one of the letters {', '.join(letters)}, in quotes")
+    if not call.has_expect:
+        return Verdict(True, "answer recorded; it is marked when your notebook is graded")
+    right = answer.strip().lower() == str(call.expect).strip().lower()
+    return Verdict(right, "right" if right else "not the right choice")
+
+
+# ------------------------------------------------------------------ squashing
+
+
+def squashes(call: Call) -> Verdict:
+    """Squashed operations judged against the input's, with Django as the oracle.
+
+    Parameters: ``existing`` (operations that built the models before the
+    input's first one), ``app`` (default ``"library"``), ``shortest`` (no longer
+    than Django's ``MigrationOptimizer`` output) and ``keep_data`` (a column
+    renamed in the input is renamed, never dropped and added again).
+    """
+    from .django_setup import ensure_django
+    from .squash import lineage, optimized_length, project_state
+
+    ensure_django()
+    app = str(call.params.get("app", "library"))
+    existing = _operations(call.params.get("existing", []), "existing")
+    original = _operations(call.args[0], "the input")
+    try:
+        squashed = _operations(call.output, "your result")
+    except ValueError as exc:
+        return Verdict(False, f"the result is not a list of Django operations ({exc})")
+    try:
+        mine = lineage(existing, squashed, app)
+    except ValueError as exc:
+        return Verdict(False, f"the squashed operations do not apply in order: {exc}")
+    try:
+        same = project_state(existing + squashed, app) == project_state(existing + original, app)
+    except Exception as exc:  # a state Django cannot build
+        return Verdict(False, f"Django could not replay the squashed operations ({type(exc).__name__})")
+    if not same:
+        return Verdict(False, "replaying the squashed operations does not give the same final schema")
+    if call.params.get("shortest") and len(squashed) > optimized_length(original, app):
+        limit = optimized_length(original, app)
+        return Verdict(False, f"the squashed list has {len(squashed)} operations; {limit} are enough")
+    if call.params.get("keep_data") and mine != lineage(existing, original, app):
+        return Verdict(False, "a column that keeps its data in the input (a rename) is dropped and created again")
+    return Verdict(True, "same final schema" + (", as short as Django's optimizer" if call.params.get("shortest") else ""))
+
+
+def _operations(data: Any, what: str) -> list:
+    from django.db.migrations.operations.base import Operation
+
+    if not isinstance(data, list):
+        raise ValueError(f"{what} should be a list of operations")
+    ops = [from_json(item) for item in data]
+    if not all(isinstance(op, Operation) for op in ops):
+        raise ValueError(f"{what} should hold only Django migration operations")
+    return ops
+
+
+# -------------------------------------------------------------- a real migrate
+
+
+def runs_migration(call: Call) -> Verdict:
+    """A migration file's text, run in a fresh lab (``scenario=``); judged after step ``step=``.
+
+    Every step up to ``step`` must succeed, and then each query of the
+    scenario's ``read`` named in ``expect=`` must return exactly those rows.
+    For hidden calls nothing the student's code printed is quoted back.
+    """
+    if not isinstance(call.output, str):
+        return Verdict(False, "the answer should be the text of a migration file (a str)")
+    scenario = call.params["scenario"]
+    step = int(call.params.get("step", 0))
+    result = call.context.run_scenario(scenario, call.output)
+    # What the student's code printed or stored is quoted back only for a visible example run
+    # before any hidden one in the same sandbox (a hidden run could have left its rows behind).
+    quote = not call.hidden and not result.get("after_hidden", False)
+    if call.hidden:
+        call.context.saw_hidden()
+    if "error" in result:
+        return Verdict(False, str(result["error"]) if quote else "the migration could not be run")
+    for ran in result["steps"][: step + 1]:
+        if ran["timed_out"] or ran["returncode"] != 0:
+            what = "ran out of time" if ran["timed_out"] else f"failed (exit status {ran['returncode']})"
+            told = f":\n{ran['output']}" if quote and ran["output"] else ""
+            return Verdict(False, f"`python manage.py {' '.join(ran['command'])}` {what}{told}")
+    if step >= len(result["steps"]):
+        return Verdict(False, "an earlier step stopped the run")
+    reads = result["steps"][step]["reads"]
+    command = " ".join(result["steps"][step]["command"])
+    for name, want in dict(call.expect).items():
+        got = reads.get(name)
+        if not equal_json(got, want):
+            detail = f": expected {shown(want)}, found {shown(got)}" if quote else ""
+            return Verdict(False, f"after `{command}`, {name} is not what it should be{detail}")
+    return Verdict(True, f"after `{command}`, the database holds what it should")
