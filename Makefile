@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Tools that JupyterLab's extensions call by name (nbgrader's formgrader runs `alembic`) come from .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lab test grade release bench clean
+.PHONY: setup lab test grade release bench site clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,20 @@ grade: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_lab.py
 	$(PY) bench/bench_lessons.py
+
+# The course website (Jupyter Book 1, from the lessons' stored outputs; nothing runs, nothing is
+# downloaded but the site tools): _site/html/index.html. Its tools are pinned in requirements-site.txt
+# and live in their own _site/.venv, never in the learner's .venv. SITE="--repository URL" adds Binder buttons.
+SITE ?=
+site:
+	@test -x _site/.venv/bin/python || { py=$$(PYTHON="$(PYTHON)" sh tools/find-python.sh) || exit 1; \
+	  echo "Creating _site/.venv (the site tools) with $$py"; "$$py" -m venv _site/.venv || exit 1; }
+	@test _site/.venv/.installed -nt requirements-site.txt || { \
+	  echo "Installing requirements-site.txt into _site/.venv..."; \
+	  _site/.venv/bin/python -m pip install --disable-pip-version-check -q -r requirements-site.txt \
+	    > _site/.venv/pip.log 2>&1 || { cat _site/.venv/pip.log; echo "pip install failed (log: _site/.venv/pip.log)"; exit 1; }; \
+	  touch _site/.venv/.installed; }
+	_site/.venv/bin/python tools/build_site.py $(SITE)
 
 clean:
 	rm -rf .labs .pytest_cache
