@@ -15,8 +15,9 @@ What it does:
   JupyterLab folds (a quiz's source holds its answers) is left out, and live-widget views are
   dropped (each widget keeps the plain-text form stored beside it);
 * writes the front page, the course map, from the lessons themselves: each lesson's H1 title
-  (linking to it), its first paragraph and its "By the end of this lesson you can" list,
-  after the README's first paragraph (site/front_page.md is the page's frame);
+  (linking to it), an italic note under it (such as the duration), its first paragraph and its
+  "By the end of this lesson you can" list, after the README's first paragraph
+  (site/front_page.md is the page's frame);
 * writes the table of contents (_toc.yml) in lesson order and copies site/_config.yml;
 * runs Jupyter Book 1 (Sphinx + myst-nb, ``execute_notebooks: "off"``: nothing is executed,
   nothing is downloaded) with warnings as errors, so a broken link between lessons fails
@@ -49,6 +50,7 @@ OUT = ROOT / "_site"
 README = ROOT / "README.md"
 GOALS_LEAD = re.compile(r"by the end of this lesson", re.IGNORECASE)
 BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
+NOTE = re.compile(r"(\*[^*]+\*|_[^_]+_)")  # a paragraph in italics only: a note such as the duration
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -64,6 +66,7 @@ class LessonCard:
     file: str                  # 01_what_is_a_migration.ipynb
     title: str                 # Lesson 1 · What a migration is
     summary: str               # the first paragraph after the title, on one line
+    note: str = ""             # a wholly italic line before it (``*About 20 minutes.*``), if any
     goals: list[str] = field(default_factory=list)  # the "By the end of this lesson you can" items
 
 
@@ -97,10 +100,12 @@ def lesson_card(path: Path) -> LessonCard:
     first = nbformat.read(path, as_version=4).cells[0].source
     paras = _paragraphs(first)
     body = [p for p in paras if not p[0].lstrip().startswith("# ")]
-    prose = [p for p in body if not BULLET.match(p[0])]
+    prose = [" ".join(line.strip() for line in p) for p in body if not BULLET.match(p[0])]
+    notes = [text for text in prose if NOTE.fullmatch(text)]
+    prose = [text for text in prose if not NOTE.fullmatch(text)]
     if not prose:
         raise SiteError(f"{path.name}: the first cell has no paragraph after its title")
-    summary = " ".join(line.strip() for line in prose[0])
+    summary = prose[0]
     goals: list[str] = []
     for i, p in enumerate(body):
         lead = [line for line in p if not BULLET.match(line)]
@@ -108,7 +113,7 @@ def lesson_card(path: Path) -> LessonCard:
             items = _bullets(p[len(lead):]) or (_bullets(body[i + 1]) if i + 1 < len(body) else [])
             goals = items
             break
-    return LessonCard(file=path.name, title=title, summary=summary, goals=goals)
+    return LessonCard(file=path.name, title=title, summary=summary, goals=goals, note=notes[0] if notes else "")
 
 
 def readme_intro(readme: Path = README) -> tuple[str, str]:
@@ -123,7 +128,7 @@ def course_map(cards: list[LessonCard]) -> str:
     """The lessons in order, as the markdown of the front page's list."""
     blocks = []
     for card in cards:
-        lines = [f"### [{card.title}]({card.file})", "", card.summary]
+        lines = [f"### [{card.title}]({card.file})", ""] + ([card.note, ""] if card.note else []) + [card.summary]
         if card.goals:
             lines += ["", "What you will be able to do:", ""] + [f"- {g}" for g in card.goals]
         blocks.append("\n".join(lines))
