@@ -223,6 +223,7 @@ def build(out: Path = OUT, repository: str | None = None, notebooks: Path = NOTE
         shutil.rmtree(html)
     shutil.move(staging / "_build" / "html", html)
     shutil.rmtree(staging)
+    (html / ".nojekyll").touch()  # GitHub Pages would otherwise hide _static/ and _images/
     return html
 
 

@@ -52,6 +52,7 @@ def site_html(tmp_path_factory) -> Path:
                     pytrace=False)
     html = out / "html"
     assert (html / "index.html").is_file(), proc.stdout
+    assert (html / ".nojekyll").is_file()  # publishable on GitHub Pages as it is
     return html
 
 
