@@ -56,6 +56,16 @@ def site_html(tmp_path_factory) -> Path:
     return html
 
 
+@pytest.fixture(scope="session")
+def site_lessons(site_html) -> list[Path]:
+    """The lessons as the site was built from them (the builder's copies in <out>/src/). The pages
+    are compared with these, not with notebooks/ itself, which someone may be editing meanwhile;
+    that they are the lessons on disk is checked here (names) and in tests/test_course_map.py."""
+    copies = lesson_files(site_html.parent / "src")
+    assert [p.name for p in copies] == [p.name for p in LESSONS]
+    return copies
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # the browser's listener reports what matters
         pass
@@ -124,16 +134,17 @@ def go(page: Page, url: str) -> None:
 
 # ------------------------------------------------------------------ the front page
 
-def test_front_page_lists_every_lesson_and_its_links_open_them(site_tab, site_url, screenshots):
+def test_front_page_lists_every_lesson_and_its_links_open_them(site_tab, site_url, site_lessons, screenshots):
     page, watch = site_tab
+    lessons = site_lessons
     go(page, site_url)
     assert heading(page) == "Migrations Deep Dive"
     links = page.locator("article h3 a.reference.internal")
-    expect(links).to_have_count(len(LESSONS))
-    assert [norm(t) for t in links.all_text_contents()] == [title_of(p) for p in LESSONS]
-    assert [links.nth(i).get_attribute("href") for i in range(len(LESSONS))] == [f"{p.stem}.html" for p in LESSONS]
+    expect(links).to_have_count(len(lessons))
+    assert [norm(t) for t in links.all_text_contents()] == [title_of(p) for p in lessons]
+    assert [links.nth(i).get_attribute("href") for i in range(len(lessons))] == [f"{p.stem}.html" for p in lessons]
     page.screenshot(path=screenshots / "browser_site_front_page.png", full_page=True)
-    for i, lesson in enumerate(LESSONS):
+    for i, lesson in enumerate(lessons):
         with page.expect_navigation() as nav:
             page.locator("article h3 a.reference.internal").nth(i).click()
         assert nav.value is not None and nav.value.ok
@@ -163,9 +174,10 @@ def expected_outputs(path: Path) -> list[dict]:
     return cells
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_page_shows_its_outputs_pictures_and_quizzes(site_tab, site_url, lesson, screenshots):
+@pytest.mark.parametrize("stem", [p.stem for p in LESSONS])
+def test_lesson_page_shows_its_outputs_pictures_and_quizzes(site_tab, site_url, site_lessons, stem, screenshots):
     page, watch = site_tab
+    lesson = next(p for p in site_lessons if p.stem == stem)
     go(page, f"{site_url}{lesson.stem}.html")
     assert heading(page) == title_of(lesson)
     want = expected_outputs(lesson)
@@ -216,15 +228,16 @@ def nav_paragraph(page: Page):
     return page.locator("article p").filter(has_text=re.compile(r"Previous:|Next:")).last
 
 
-def test_navigation_cells_lead_through_the_course_and_back(site_tab, site_url):
+def test_navigation_cells_lead_through_the_course_and_back(site_tab, site_url, site_lessons):
     page, watch = site_tab
-    by_stem = {p.stem: p for p in LESSONS}
-    go(page, f"{site_url}{LESSONS[0].stem}.html")
+    lessons = site_lessons
+    by_stem = {p.stem: p for p in lessons}
+    go(page, f"{site_url}{lessons[0].stem}.html")
     # Forwards with every "Next" link, then backwards with every "Previous" link.
     for direction in ("Next", "Previous"):
         seen = []
         while True:
-            here = LESSONS[[p.stem for p in LESSONS].index(page.url.rsplit("/", 1)[-1].removesuffix(".html"))]
+            here = lessons[[p.stem for p in lessons].index(page.url.rsplit("/", 1)[-1].removesuffix(".html"))]
             seen.append(here.stem)
             want = nav_links(here)
             links = nav_paragraph(page).locator("a")
@@ -232,7 +245,7 @@ def test_navigation_cells_lead_through_the_course_and_back(site_tab, site_url):
                      for i in range(links.count())]
             assert shown == [(title, f"{stem}.html") for title, stem in want], here.name
             target = [(t, s) for t, s in want
-                      if (LESSONS.index(by_stem[s]) > LESSONS.index(here)) == (direction == "Next")]
+                      if (lessons.index(by_stem[s]) > lessons.index(here)) == (direction == "Next")]
             if not target:
                 break
             title, stem = target[0]
@@ -240,6 +253,6 @@ def test_navigation_cells_lead_through_the_course_and_back(site_tab, site_url):
                 nav_paragraph(page).locator("a", has_text=title).click()
             assert nav.value is not None and nav.value.ok
             assert heading(page) == title == title_of(by_stem[stem])
-        order = [p.stem for p in LESSONS]
+        order = [p.stem for p in lessons]
         assert seen == (order if direction == "Next" else order[::-1])
     watch.check()
