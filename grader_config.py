@@ -16,6 +16,7 @@ c.ExecutePreprocessor.timeout = 60
 c.Execute.timeout = 60
 
 # A student who deletes a test cell gets it back, graded, instead of "needs manual grading".
+# (The course's grading command puts missing cells back itself before nbgrader runs; plain nbgrader uses this.)
 c.OverwriteCells.add_missing_cells = True
 
 # Feedback shows what failed, not the hidden test code.
@@ -25,6 +26,5 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
-# The quiz key stays in source/: never copied into release/ (nor anywhere a learner's kernel runs).
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis",
-                             "answer_key.json"]
+# An assignment's rules.py is read by the grader only: never copied into release/ (nor next to a kernel).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis", "rules.py"]

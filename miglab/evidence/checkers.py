@@ -4,6 +4,10 @@ Pass one as ``check(..., rule=valid_plan)``. Each decides from plain JSON
 evidence (:class:`~miglab.evidence.verdict.Call`) and says why in words, and
 none of them computes an answer for the student: they check one.
 
+* :func:`migration_pairs`: the answer has the form of a list of ``(app, name)``
+  pairs (it decides the form only; a hidden ``expect=`` decides the rest);
+* :func:`returns_historical_model`: with ``probe="apps"``, a data-migration
+  function that asks ``apps.get_model`` for ``model=`` and returns what it got;
 * :func:`valid_plan`: an order of migrations that puts every dependency first;
 * :func:`names_cycle`: a ``ValueError`` that names every migration on a cycle and no other;
 * :func:`choice`: a quiz letter (``choices="abcd"``; with ``expect=``, the right one);
@@ -46,6 +50,46 @@ def graph_of(data: Any) -> dict[tuple, list[tuple]]:
 
 def _node(n: tuple) -> str:
     return f"{n[0]}.{n[1]}"
+
+
+def migration_pairs(call: Call) -> Verdict:
+    """The answer is a list of ``(app, name)`` pairs (its form only)."""
+    found = pairs(call.output, "the answer")
+    return Verdict(True, f"a list of {len(found)} migration{'s' if len(found) != 1 else ''}; "
+                         "whether it is right is marked when your notebook is graded")
+
+
+migration_pairs.decides_without_expect = False  # type: ignore[attr-defined]
+
+
+def returns_historical_model(call: Call) -> Verdict:
+    """With ``probe="apps"``: the function asked ``apps.get_model`` for ``model=`` and returned its answer."""
+    facts = call.output
+    if not isinstance(facts, dict) or not isinstance(facts.get("calls"), list):
+        raise BadAnswer("use probe=\"apps\" with returns_historical_model")
+    app, model = str(call.params.get("model", "")).split(".", 1)
+    if not facts["calls"]:
+        return Verdict(False, "the function never called apps.get_model")
+    for asked in facts["calls"]:
+        if _model_asked(asked) != (app.lower(), model.lower()):
+            return Verdict(False, f"apps.get_model was asked for something other than {app}'s {model}")
+    if facts.get("registry_model") != f"{app}.{model}":
+        return Verdict(False, "the function does not return the model that apps.get_model gave it")
+    return Verdict(True, f"the historical {model} model, fetched from apps")
+
+
+def _model_asked(asked: Any) -> tuple[str, str] | None:
+    """``get_model("app", "Model")``, ``get_model("app.Model")`` or keywords, as (app, model) lower-cased."""
+    if not isinstance(asked, dict):
+        return None
+    args = [a for a in asked.get("args", []) if isinstance(a, str)]
+    kwargs = {k: v for k, v in dict(asked.get("kwargs", {})).items() if isinstance(v, str)}
+    if len(args) == 1 and "." in args[0] and not kwargs:
+        args = args[0].split(".", 1)
+    values = args + [kwargs[k] for k in ("app_label", "model_name") if k in kwargs]
+    if len(values) != 2 or len(args) + len(kwargs) != 2:
+        return None
+    return values[0].lower(), values[1].lower()
 
 
 # ------------------------------------------------------------------- graphs
@@ -122,6 +166,9 @@ def choice(call: Call) -> Verdict:
         return Verdict(True, "answer recorded; it is marked when your notebook is graded")
     right = answer.strip().lower() == str(call.expect).strip().lower()
     return Verdict(right, "right" if right else "not the right choice")
+
+
+choice.decides_without_expect = False  # type: ignore[attr-defined]  # without expect= it checks the form only
 
 
 # ------------------------------------------------------------------ squashing

@@ -22,8 +22,10 @@ In a kernel, a call does three things:
    :data:`EVIDENCE_MIME`, keyed by a fingerprint of the call's inputs and
    judgement, which the course's grader reads and judges outside the kernel;
 3. it gives instant feedback where it can (``expect=`` and public
-   checkers): a line starting with ✔, or :class:`CheckFailed` with the
-   reason. A rule that lives in ``source/`` says the answer was recorded.
+   checkers): a line starting with ✔, or one starting with ✘ on stderr with
+   the reason (a failed check never raises, so the cell's later checks still
+   run; nbgrader alone scores a cell with stderr 0). A rule that lives in
+   ``source/`` says the answer was recorded.
 
 When the grader reads an instructor's notebook to learn what each test cell
 checks (:func:`reading_test_cells`), the same call records its inputs and
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -45,13 +48,6 @@ from .verdict import NOTHING, Call, Verdict, as_verdict
 
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
 EMITTED: list[dict] = []  # evidence emitted outside a kernel (plain Python, tests)
-
-
-class CheckFailed(AssertionError):
-    """A check that did not pass. Shown as its message alone: no test code in the traceback."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"CheckFailed: {self}"]
 
 
 # ------------------------------------------------------------- what a call is
@@ -124,31 +120,43 @@ def check(answer: Any, *args: Any, expect: Any = NOTHING, rule: Any = None, prob
         output = probes.collect(spec["probe"], answer, copy.deepcopy(args), params)
     except probes.AnswerRaised as raised:
         _emit({"key": spec["key"], "error": raised.evidence})
-        raise CheckFailed(f"{label} raised {raised.text}") from None
+        return _say(False, f"{label} raised {raised.text}")
     except (probes.AnswerError, ConversionError) as problem:
         _emit({"key": spec["key"], "error": {"unreadable": True}})
-        raise CheckFailed(f"{label}: {problem}") from None
+        return _say(False, f"{label}: {problem}")
     _emit({"key": spec["key"], "output": output})
     verdict = instant_verdict(spec, rule, output)
-    if not verdict.ok:
-        raise CheckFailed(f"{label}: {verdict.reason}")
-    print(f"✔ {label}: {verdict.reason}")
+    _say(verdict.ok, f"{label}: {verdict.reason}")
+
+
+def _say(ok: bool, text: str) -> None:
+    """✔ on stdout, or ✘ on stderr (which also makes plain nbgrader score the cell 0).
+
+    A failed check never raises: the rest of the test cell still runs, so its
+    hidden checks still record evidence for the grader, whatever the kernel
+    thought of the visible ones.
+    """
+    if ok:
+        print(f"✔ {text}")
+    else:
+        print(f"✘ {text}", file=sys.stderr)
 
 
 def instant_verdict(spec: dict, rule: Any, output: Any) -> Verdict:
-    """What the kernel can say at once (``expect=`` or a public checker); the grader decides."""
-    if "expect" in spec:
-        if equal_json(output, spec["expect"], spec["ignore_order"]):
-            return Verdict(True, "as expected")
-        return Verdict(False, f"expected {shown(spec['expect'])}, got {shown(output)}")
+    """What the kernel can say at once (a public checker, or ``expect=``); the grader decides."""
     if callable(rule):
-        call = Call(args=spec["args"], output=output, params=spec["params"], context=kernel_context())
+        expect = spec.get("expect", NOTHING)
+        call = Call(args=spec["args"], output=output, expect=expect, params=spec["params"], context=kernel_context())
         try:
             return as_verdict(rule(call))
         except Exception as exc:  # a checker that cannot read this answer: it fails, saying why
             return Verdict(False, f"the check could not read this answer ({type(exc).__name__}: {exc})")
     if rule is not None:
         return Verdict(True, "recorded; it is judged when your notebook is graded")
+    if "expect" in spec:
+        if equal_json(output, spec["expect"], spec["ignore_order"]):
+            return Verdict(True, "as expected")
+        return Verdict(False, f"expected {shown(spec['expect'])}, got {shown(output)}")
     return Verdict(True, "recorded")
 
 

@@ -1,16 +1,17 @@
-"""Batch grading: every submission of an assignment graded by real nbgrader, in parallel.
+"""The grading engine: any nbgrader assignment of ``source/``, graded by real nbgrader, in parallel.
 
-    python -m miglab.grading grade deep_dive        # in the course folder
+    python -m miglab.grading grade deep_dive        # in the course folder (or: miglab-grade grade deep_dive)
+    python -m miglab.grading check deep_dive        # is the assignment ready?
     python -m miglab.grading --help
 
 ``grade_submission(task) -> Result`` grades one student in a private scratch
-course (the worker); ``grade_assignment(...)`` runs it over a class with any
-executor and is the only writer of the gradebook (the coordinator).
+course (the worker: read → autograde → judge → feedback); ``grade_assignment``
+runs it over a class with any executor and is the only writer of the
+gradebook (the coordinator). The engine names no assignment: it loads each
+one from ``source/<assignment>/`` (:mod:`~miglab.grading.assignment`).
 
-The names below are imported on first use: the sandboxed kernel's launcher
-(``python -m miglab.grading.sandbox_kernel``) starts once per student and
-needs none of nbgrader or SQLAlchemy, so importing this package costs it
-nothing.
+The names below are imported on first use, so importing this package costs
+a process nothing it does not use.
 """
 
 import importlib
@@ -18,7 +19,7 @@ import importlib
 _EXPORTS = {
     "grade_assignment": "coordinator", "Summary": "coordinator",
     "grade_submission": "worker",
-    "Task": "model", "Result": "model", "CellScore": "model", "Limits": "model",
+    "Task": "model", "Result": "model", "CellScore": "model", "TimeLimits": "model",
     "KernelOptions": "model", "AssignmentInfo": "model",
 }
 

@@ -1,41 +1,57 @@
-"""Turn a course's ``source/<assignment>/`` into the :class:`AssignmentInfo` workers need.
+"""An assignment as data: ``source/<assignment>/`` turned into the :class:`AssignmentInfo` workers need.
 
-The seed gradebook is made by nbgrader itself (``GenerateAssignment`` into a
-temporary course), so a worker restores exactly the locked cells and hidden
-tests that ``nbgrader generate_assignment`` would. The assignment *version*
-is a hash of everything that decides a grade (the source files, this
-grader's code, the judge); a submission is graded again only when its own
-hash or this version changes.
+Everything that decides the grades lives in the assignment's folder: the
+instructor's notebook (solutions, visible and hidden tests, their inputs and
+seeds), ``rules.py`` if the notebook names rules of its own, and any file
+the notebook reads. :func:`prepare` makes of it
+
+* a *seed gradebook*, by nbgrader's own ``generate_assignment`` into a
+  temporary course, so a worker restores exactly the locked cells and hidden
+  tests nbgrader would;
+* the released cells (:class:`~miglab.grading.model.CellInfo`), to repair
+  submitted notebooks against;
+* the *plan* (:mod:`miglab.grading.plan`): what each test cell checks;
+* a *version*: a hash of the assignment's folder, the course's nbgrader
+  settings, nbgrader's version and this package's code. A submission is
+  graded again when its own hash or this version changes.
+
+``prepare`` caches its work under ``~/.cache/miglab/assignments`` keyed by
+what it was made from (safe to delete).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
 import hashlib
 import json
 import logging
+import os
 import shutil
+import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from .model import AssignmentInfo
+from .model import AssignmentInfo, CellInfo
+from .plan import read_plan
+from .rules import RULES_FILE
 
-GRADER_VERSION = "1"
+PACKAGE = Path(__file__).resolve().parents[1]    # miglab/
+DEFAULT_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+# Files of source/<a>/ that only the grader reads: never released, never next to a kernel.
+PRIVATE_FILES = [RULES_FILE]
+
+
+class AssignmentError(Exception):
+    """The assignment cannot be graded as it stands (a clear message for the instructor)."""
 
 
 def ensure_tools_on_path() -> None:
     """nbgrader runs the ``alembic`` command when it creates a gradebook: find it beside this Python."""
-    import os
-    import sys
-
     bindir = str(Path(sys.executable).parent)
     if shutil.which("alembic") is None and bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-
-
-class AssignmentError(Exception):
-    """The assignment cannot be graded as it stands (clear message for the instructor)."""
 
 
 def load_course_config(root: Path) -> dict:
@@ -45,11 +61,10 @@ def load_course_config(root: Path) -> dict:
     root = Path(root)
     if not (root / "nbgrader_config.py").exists():
         return {}
-    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return _plain(cfg)
+    return _plain(PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config())
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -61,36 +76,33 @@ def _plain(value):
     return str(value)
 
 
-def _ignored(rel: Path, patterns) -> bool:
+def ignore_patterns(config: dict) -> list[str]:
+    return list(config.get("CourseDirectory", {}).get("ignore") or DEFAULT_IGNORE)
+
+
+def _ignored(rel: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in patterns)
 
 
-def _hash_files(h, base: Path, patterns) -> None:
+def _hash_files(h: Any, base: Path, patterns: list[str]) -> None:
     for p in sorted(base.rglob("*")):
         rel = p.relative_to(base)
-        if p.is_file() and not _ignored(rel, patterns):
+        if p.is_file() and not p.is_symlink() and not _ignored(rel, patterns):
             h.update(rel.as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
 
 
-def _code_hash() -> str:
-    """Hash of the code that decides a grade: this package and the judge."""
-    h = hashlib.sha256(GRADER_VERSION.encode())
-    pkg = Path(__file__).resolve().parent
-    for name in ("execute.py", "worker.py", "feedback.py"):
-        h.update((pkg / name).read_bytes())
-    for name in ("judges.py", "checks.py"):
-        p = pkg.parent / name
-        if p.exists():
-            h.update(p.read_bytes())
+def code_hash() -> str:
+    """Hash of this package's code: anything in it may decide a grade."""
+    h = hashlib.sha256()
+    _hash_files(h, PACKAGE, ["__pycache__", "*.pyc"])
     return h.hexdigest()
 
 
-def _generate(src: Path, tmp: Path, assignment_id: str, course_id: str, db_url: str, config: dict):
+def generate(src: Path, tmp: Path, assignment_id: str, course_id: str, db_url: str, config: dict) -> Path:
     """Run nbgrader's GenerateAssignment on a copy of ``src`` into ``db_url``; return the release folder."""
-    from traitlets.config import Config
-
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
 
     ensure_tools_on_path()
     shutil.copytree(src, tmp / "source" / assignment_id, dirs_exist_ok=True)
@@ -100,10 +112,10 @@ def _generate(src: Path, tmp: Path, assignment_id: str, course_id: str, db_url: 
     cfg.CourseDirectory.course_id = course_id
     cfg.CourseDirectory.assignment_id = assignment_id
     cfg.CourseDirectory.student_id = "."
+    cfg.CourseDirectory.ignore = ignore_patterns(config) + PRIVATE_FILES
     log = logging.getLogger("miglab.grading.generate")
     log.setLevel(logging.ERROR)
-    coursedir = CourseDirectory(config=cfg, log=log)
-    app = GenerateAssignment(coursedir=coursedir, config=cfg, log=log)
+    app = GenerateAssignment(coursedir=CourseDirectory(config=cfg, log=log), config=cfg, log=log)
     app.force = True
     app.create_assignment = True
     try:
@@ -115,12 +127,8 @@ def _generate(src: Path, tmp: Path, assignment_id: str, course_id: str, db_url: 
 
 def prepare(root: Path, assignment_id: str, config: dict | None = None,
             course_id: str | None = None) -> AssignmentInfo:
-    """Build the worker's view of ``<root>/source/<assignment_id>/``.
-
-    The seed gradebook is cached in the temp folder under a hash of the
-    source files, the configuration and nbgrader's version.
-    """
-    import nbformat
+    """Build the worker's view of ``<root>/source/<assignment_id>/`` (see the module docstring)."""
+    import nbgrader
 
     root = Path(root).resolve()
     config = load_course_config(root) if config is None else config
@@ -128,97 +136,92 @@ def prepare(root: Path, assignment_id: str, config: dict | None = None,
     src = root / "source" / assignment_id
     if not src.is_dir():
         raise AssignmentError(f"no assignment source folder {src}")
-    ignore = config.get("CourseDirectory", {}).get("ignore") or [
-        ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
-    import nbgrader
-
-    h = hashlib.sha256(f"{nbgrader.__version__}\0{course_id}\0{assignment_id}\0".encode())
+    h = hashlib.sha256(f"{nbgrader.__version__}\0{course_id}\0{assignment_id}\0{code_hash()}\0".encode())
     _hash_files(h, src, [])
-    same = {k: v for k, v in config.items() if k != "CourseDirectory"}  # where the course lives changes no cell
-    same["ignore"] = config.get("CourseDirectory", {}).get("ignore")
+    same = {k: v for k, v in config.items() if k != "CourseDirectory"}   # where the course lives changes no cell
+    same["ignore"] = ignore_patterns(config)
     h.update(json.dumps(same, sort_keys=True, default=str).encode())
-    caches = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "miglab" / "seeds"
-    caches.mkdir(parents=True, exist_ok=True)
-    cache = caches / h.hexdigest()[:24]
-    if (cache / "seed.db").exists() and (cache / "cells.json").exists():
-        seed = (cache / "seed.db").read_bytes()
-        notebooks, grade_cells = json.loads((cache / "cells.json").read_text())
-        grade_cells = [tuple(g) for g in grade_cells]
-    else:
-        with tempfile.TemporaryDirectory(prefix="miglab-seed-") as t:
-            tmp = Path(t)
-            release = _generate(src, tmp, assignment_id, course_id, f"sqlite:///{tmp / 'seed.db'}", config)
-            seed = (tmp / "seed.db").read_bytes()
-            notebooks, grade_cells = [], []
-            for path in sorted(release.glob("*.ipynb")):
-                notebooks.append(path.stem)
-                nb = nbformat.read(str(path), as_version=4)
-                for cell in nb.cells:
-                    meta = cell.metadata.get("nbgrader", {})
-                    if meta.get("grade"):
-                        grade_cells.append((path.stem, meta["grade_id"], float(meta.get("points", 0))))
-        # a cache of nbgrader's output for this exact source and config (safe to delete)
-        part = Path(tempfile.mkdtemp(prefix="new-", dir=caches))
-        (part / "seed.db").write_bytes(seed)
-        (part / "cells.json").write_text(json.dumps([notebooks, grade_cells]))
-        try:
-            part.rename(cache)
-        except OSError:
-            shutil.rmtree(part, ignore_errors=True)
-    if not notebooks:
+    version = h.hexdigest()[:16]
+    made = _cached(version) or _make(src, assignment_id, course_id, config, version)
+    if not made["notebooks"]:
         raise AssignmentError(f"{src} holds no notebook")
+    rules_file = src / RULES_FILE
+    return AssignmentInfo(
+        assignment_id=assignment_id, course_id=course_id, notebooks=tuple(made["notebooks"]),
+        seed_db=made["seed"], support_files=_support_files(src, config), version=version, config=config,
+        grade_cells=tuple(tuple(g) for g in made["grade_cells"]),
+        cells={nb: tuple(CellInfo(**c) for c in cells) for nb, cells in made["cells"].items()},
+        plan=made["plan"], rules=rules_file.read_text() if rules_file.is_file() else None)
+
+
+def _support_files(src: Path, config: dict) -> dict[str, bytes]:
+    """Files nbgrader copies next to each submission: not notebooks, not ignored, not private."""
     support = {}
+    patterns = ignore_patterns(config) + PRIVATE_FILES
     for p in sorted(src.rglob("*")):
         rel = p.relative_to(src)
-        if p.is_file() and p.suffix != ".ipynb" and not _ignored(rel, ignore):
+        if p.is_file() and not p.is_symlink() and p.suffix != ".ipynb" and not _ignored(rel, patterns):
             support[rel.as_posix()] = p.read_bytes()
-    judge_key = None
-    key_file = src / "answer_key.json"
-    if key_file.exists():
-        judge_key = json.loads(key_file.read_text())
-        support.pop("answer_key.json", None)
-    h = hashlib.sha256(_code_hash().encode())
-    _hash_files(h, src, [])
-    h.update(json.dumps(config.get("OverwriteCells", {}), sort_keys=True).encode())
-    return AssignmentInfo(
-        assignment_id=assignment_id, course_id=course_id, notebooks=tuple(notebooks),
-        seed_db=seed, support_files=support, version=h.hexdigest()[:16], config=config,
-        grade_cells=tuple(grade_cells), judge_key=judge_key,
-    )
+    return support
 
 
-def _cells(db_url: str, course_id: str, assignment_id: str):
-    """What a gradebook knows of an assignment: {(notebook, cell): (kind, points/checksum)}, or None."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(db_url, course_id) as gb:
-        try:
-            a = gb.find_assignment(assignment_id)
-        except MissingEntry:
-            return None
-        out = {}
-        for nb in a.notebooks:
-            for c in nb.grade_cells:
-                out[(nb.name, c.name, "grade")] = float(c.max_score)
-            for c in nb.source_cells:
-                out[(nb.name, c.name, "source")] = c.checksum
-        return out
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "miglab" / "assignments"
 
 
-def sync_gradebook(db_url: str, info: AssignmentInfo, root: Path) -> str:
-    """Make the course gradebook hold the assignment exactly as in ``source/``.
+def _cached(version: str) -> dict | None:
+    folder = _cache_dir() / version
+    try:
+        made = json.loads((folder / "made.json").read_text())
+        made["seed"] = (folder / "seed.db").read_bytes()
+        return made
+    except (OSError, ValueError):
+        return None
 
-    Returns "present", "created" or "updated". nbgrader refuses to drop cells
-    that have grades; that refusal is passed on as an AssignmentError.
-    """
+
+def _make(src: Path, assignment_id: str, course_id: str, config: dict, version: str) -> dict:
+    import nbformat
+
     with tempfile.TemporaryDirectory(prefix="miglab-seed-") as t:
-        seed_path = Path(t) / "seed.db"
-        seed_path.write_bytes(info.seed_db)
-        want = _cells(f"sqlite:///{seed_path}", info.course_id, info.assignment_id)
-    have = _cells(db_url, info.course_id, info.assignment_id)
-    if have == want:
-        return "present"
-    with tempfile.TemporaryDirectory(prefix="miglab-sync-") as t:
-        _generate(Path(root) / "source" / info.assignment_id, Path(t), info.assignment_id,
-                  info.course_id, db_url, info.config)
-    return "created" if have is None else "updated"
+        tmp = Path(t)
+        release = generate(src, tmp, assignment_id, course_id, f"sqlite:///{tmp / 'seed.db'}", config)
+        made: dict = {"notebooks": [], "grade_cells": [], "cells": {}, "plan": {"cells": [], "problems": []}}
+        for path in sorted(release.glob("*.ipynb")):
+            made["notebooks"].append(path.stem)
+            cells = released_cells(nbformat.read(str(path), as_version=4))
+            made["cells"][path.stem] = [asdict(c) for c in cells]
+            made["grade_cells"] += [[path.stem, c.grade_id, c.points] for c in cells if c.grade]
+            plan = read_plan(src / path.name, src).to_json()
+            made["plan"]["cells"] += plan["cells"]
+            made["plan"]["problems"] += plan["problems"]
+            made["plan"].setdefault("notes", []).extend(plan.get("notes", []))
+        seed = (tmp / "seed.db").read_bytes()
+    _store(version, made, seed)
+    made["seed"] = seed
+    return made
+
+
+def _store(version: str, made: dict, seed: bytes) -> None:
+    """A cache of nbgrader's output for this exact assignment and configuration."""
+    caches = _cache_dir()
+    caches.mkdir(parents=True, exist_ok=True)
+    part = Path(tempfile.mkdtemp(prefix="new-", dir=caches))
+    (part / "seed.db").write_bytes(seed)
+    (part / "made.json").write_text(json.dumps(made))
+    try:
+        part.rename(caches / version)
+    except OSError:   # another process made it first
+        shutil.rmtree(part, ignore_errors=True)
+
+
+def released_cells(nb: Any) -> list[CellInfo]:
+    """The released notebook's nbgrader cells, in order."""
+    out = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader")
+        if not isinstance(meta, dict) or "grade_id" not in meta:
+            continue
+        out.append(CellInfo(grade_id=str(meta["grade_id"]), cell_type=cell.cell_type, grade=bool(meta.get("grade")),
+                            solution=bool(meta.get("solution")), locked=bool(meta.get("locked")),
+                            points=float(meta.get("points", 0) or 0), source=cell.source))
+    return out

@@ -1,4 +1,5 @@
-"""``python -m miglab.grading``: grade a class, import LMS downloads, write reports, check the gradebook."""
+"""``python -m miglab.grading`` (or ``miglab-grade``): grade a class, check an assignment, import LMS downloads,
+write reports, check the gradebook."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ SAMPLE_CELL_TIMEOUT = 15.0
 
 def _limits(args, course: Path):
     from .assignment import load_course_config
-    from .model import Limits
+    from .model import TimeLimits
 
     config = load_course_config(course)
     timeout = args.cell_timeout or config.get("Execute", {}).get("timeout") or 60
     wall = args.wall or max(600.0, 20 * float(timeout))
-    return Limits(cell_timeout=float(timeout), wall=float(wall))
+    return TimeLimits(cell_timeout=float(timeout), wall=float(wall))
 
 
 def _executor(args):
@@ -73,7 +74,7 @@ def cmd_grade(args) -> int:
     summary = grade_assignment(
         course, assignment, db_url=args.db, workers=args.workers, executor=_executor(args), force=args.force,
         students=args.student or None, limits=_limits(args, course), kernel=default_kernel(args.unsafe),
-        progress=not args.no_progress, feedback=not args.no_feedback)
+        progress=not args.no_progress, feedback=not args.no_feedback, rebuild_gradebook=args.rebuild_gradebook)
     print(summary.text())
     if summary.interrupted:
         return 130
@@ -112,6 +113,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from .validate import validate
+
+    report = validate(Path(args.course).resolve(), args.assignment, run=not args.no_run)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_integrity(args) -> int:
     from .gradebook import check_integrity
 
     course = Path(args.course).resolve()
@@ -148,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--dask", metavar="ADDRESS", help="run the workers on a Dask cluster (scheduler address)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--no-feedback", action="store_true", help="skip the feedback HTML files")
+    g.add_argument("--rebuild-gradebook", action="store_true",
+                   help="remove the assignment and its grades from the gradebook first (students stay), then grade "
+                        "every submission: the way forward after changing an assignment's graded cells")
     g.set_defaults(func=cmd_grade)
 
     i = sub.add_parser("import", help="import an LMS download (folder or zip of notebooks) as submissions")
@@ -167,18 +179,25 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--db")
     r.set_defaults(func=cmd_report)
 
-    c = sub.add_parser("check", help="check the gradebook's integrity for an assignment")
+    c = sub.add_parser("check", help="check an assignment before release: cells, points, rules, keys, release/, "
+                                     "and that the solutions earn every point")
     c.add_argument("assignment")
     c.add_argument("--course", default=".")
-    c.add_argument("--db")
+    c.add_argument("--no-run", action="store_true", help="skip grading the solutions and the blank release")
     c.set_defaults(func=cmd_check)
+
+    v = sub.add_parser("integrity", help="check the gradebook's integrity for an assignment")
+    v.add_argument("assignment")
+    v.add_argument("--course", default=".")
+    v.add_argument("--db")
+    v.set_defaults(func=cmd_integrity)
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    from ..sandbox.bwrap import SandboxError
     from .assignment import AssignmentError, ensure_tools_on_path
-    from .sandbox import SandboxError
 
     ensure_tools_on_path()
     try:

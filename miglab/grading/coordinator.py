@@ -1,20 +1,20 @@
 """Grade every submission of an assignment: many workers, one gradebook writer.
 
-``grade_assignment`` finds ``submitted/<student>/<assignment>/``, skips
-students whose submission and assignment are unchanged since their last
-recorded result, and hands one :class:`Task` per student to an executor
-(anything with ``submit(fn, arg)`` returning futures with
-``add_done_callback``: a ``concurrent.futures.ProcessPoolExecutor`` by
-default, a ``dask.distributed.Client`` works the same way). Workers never
-touch the course; as each result comes back, this process alone writes it
-(files, then one gradebook transaction), so a student is never graded by two
-processes and an interruption loses at most the students in flight.
+``grade_assignment`` prepares the assignment from ``source/``, finds
+``submitted/<student>/<assignment>/``, reads each folder safely
+(:mod:`~miglab.grading.collect`), skips students whose submission and
+assignment are unchanged since their last recorded result, and hands one
+:class:`Task` per student to an executor (anything with ``submit(fn, arg)``
+returning futures with ``add_done_callback``: a process pool by default, a
+``dask.distributed.Client`` works the same way). Workers never touch the
+course; as each result comes back, this process alone writes it (files, then
+one gradebook transaction), so a student is never graded by two processes
+and an interruption loses at most the students in flight.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import queue
 import signal
@@ -22,18 +22,18 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import model
-from .assignment import load_course_config, prepare, sync_gradebook
-from .gradebook import GradebookWriter
-from .model import KernelOptions, Limits, Result, Task
-from .worker import _zero_result, grade_submission, quiet_worker
-
-MAX_SUBMISSION_BYTES = 50 * 1024 * 1024
+from .assignment import load_course_config, prepare
+from .collect import read_submission, submission_time
+from .gradebook import GradebookWriter, remove_assignment, sync_gradebook
+from .model import AssignmentInfo, KernelOptions, Result, Task, TimeLimits
+from .pool import local_executor, stop_workers, warm_up_workers
+from .worker import grade_submission, zero_result
 
 
 @dataclass
@@ -46,8 +46,10 @@ class Summary:
     workers: int = 0
     statuses: Counter = field(default_factory=Counter)
     results: list = field(default_factory=list)
+    scored_in_kernel: list = field(default_factory=list)   # grade ids nbgrader's in-kernel result decides
     csv: Path | None = None
     chart: Path | None = None
+    logs: Path | None = None
     interrupted: bool = False
 
     def text(self) -> str:
@@ -55,39 +57,32 @@ class Summary:
                  f"with {self.workers} workers; {self.skipped} unchanged (skipped)."]
         if self.statuses:
             lines.append("  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())))
-        if self.results:
-            mean = sum(r.total for r in self.results) / len(self.results)
-            lines.append(f"  mean score of this run: {mean:.2f} / {self.results[0].max_total:g}")
-            run = [r for r in self.results if r.status not in (model.MALFORMED, model.MISSING)]
-            if run:
-                k = sum(r.kernel_start for r in run) / len(run)
-                c = sum(r.cell_seconds for r in run) / len(run)
-                w = sum(r.seconds for r in run) / len(run)
-                lines.append(f"  per submission: {w:.2f} s in the worker (kernel start {k:.2f} s + cells {c:.2f} s)")
+        if self.scored_in_kernel:
+            lines.append("  scored in the kernel by nbgrader (asserts; forgeable by the student's code): "
+                         + ", ".join(self.scored_in_kernel))
+        lines += self._figures()
         for r in self.results:
             if r.status != model.OK:
-                lines.append(f"  {r.student_id}: {r.status}: {r.reason}")
-        if self.csv:
-            lines.append(f"  grades CSV: {self.csv}")
-        if self.chart:
-            lines.append(f"  score chart: {self.chart}")
+                lines.append(f"  {r.student_id}: {r.status}: {r.reason.splitlines()[0] if r.reason else ''}")
+        for label, path in (("grades CSV", self.csv), ("score chart", self.chart), ("logs", self.logs)):
+            if path:
+                lines.append(f"  {label}: {path}")
         if self.interrupted:
             lines.append("  interrupted: run the same command again to finish the class.")
         return "\n".join(lines)
 
-
-def submission_files(folder: Path) -> dict:
-    """{relative path: bytes} of one submission folder (checkpoints and caches left out)."""
-    out, size = {}, 0
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if not p.is_file() or any(part in (".ipynb_checkpoints", "__pycache__") for part in rel.parts):
-            continue
-        size += p.stat().st_size
-        if size > MAX_SUBMISSION_BYTES:
-            raise ValueError(f"the submission is larger than {MAX_SUBMISSION_BYTES // 2**20} MB")
-        out[rel.as_posix()] = p.read_bytes()
-    return out
+    def _figures(self) -> list[str]:
+        if not self.results:
+            return []
+        mean = sum(r.total for r in self.results) / len(self.results)
+        lines = [f"  mean score of this run: {mean:.2f} / {self.results[0].max_total:g}"]
+        ran = [r for r in self.results if r.status not in model.NOT_RUN]
+        if ran:
+            k = sum(r.kernel_start for r in ran) / len(ran)
+            c = sum(r.cell_seconds for r in ran) / len(ran)
+            w = sum(r.seconds for r in ran) / len(ran)
+            lines.append(f"  per submission: {w:.2f} s in the worker (kernel start {k:.2f} s + cells {c:.2f} s)")
+        return lines
 
 
 def content_hash(files: dict) -> str:
@@ -97,13 +92,16 @@ def content_hash(files: dict) -> str:
     return h.hexdigest()[:32]
 
 
-def discover(root: Path, assignment: str, students=None) -> list[tuple[str, Path]]:
+def discover(root: Path, assignment: str, students: list[str] | None = None) -> list[tuple[str, Path]]:
+    """``(student, folder)`` for every ``submitted/<student>/<assignment>/`` (links included, never followed)."""
     base = Path(root) / "submitted"
     found = []
-    if base.is_dir():
+    if base.is_dir() and not base.is_symlink():
         for d in sorted(base.iterdir()):
-            if d.is_dir() and (d / assignment).is_dir() and (not students or d.name in students):
-                found.append((d.name, d / assignment))
+            folder = d / assignment
+            if (not students or d.name in students) and not d.is_symlink() and d.is_dir() \
+                    and (folder.is_symlink() or folder.is_dir()):
+                found.append((d.name, folder))
     return found
 
 
@@ -112,48 +110,11 @@ def default_workers() -> int:
 
 
 def default_kernel(unsafe: bool = False) -> KernelOptions:
-    """How kernels start: in the sandbox (``miglab.grading.sandbox.grading_kernel``), which refuses
-    when isolation is not available unless ``unsafe=True`` (the ``--unsafe`` flag)."""
-    try:
-        from .sandbox import grading_kernel
-    except ImportError:
-        return KernelOptions()
-    return grading_kernel(unsafe=unsafe)
+    """Kernels in the sandbox (:func:`miglab.sandbox.kernel.grading_kernel`), which refuses when
+    isolation is not available unless ``unsafe=True`` (the ``--unsafe`` flag: plain local kernels)."""
+    from ..sandbox.kernel import grading_kernel
 
-
-def warm_up_workers() -> None:
-    """Start the fork server now: it imports nbgrader, nbconvert and the judge while we prepare."""
-    _forkserver_context()
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-
-
-def local_executor(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_forkserver_context(), initializer=quiet_worker)
-
-
-def _forkserver_context():
-    ctx = multiprocessing.get_context("forkserver")
-    # Imports, Django's set-up and the judge's random cases: paid once in the fork server, while the
-    # coordinator prepares the assignment, instead of once per worker on its first student.
-    ctx.set_forkserver_preload(["miglab.grading.preload"])
-    return ctx
-
-
-def _stop_workers(executor) -> None:
-    processes = getattr(executor, "_processes", None) or {}
-    for p in list(processes.values()):
-        try:
-            p.terminate()
-        except Exception:
-            pass
-    try:
-        executor.shutdown(wait=False, cancel_futures=True)
-    except TypeError:
-        executor.shutdown(wait=False)
-    except Exception:
-        pass
+    return KernelOptions() if unsafe else KernelOptions(**grading_kernel())
 
 
 def _preload_chart() -> None:
@@ -161,145 +122,227 @@ def _preload_chart() -> None:
 
     try:
         pyplot()
-    except Exception:  # the report says so later, if it matters
-        pass
+    except Exception:  # noqa: BLE001 - the report says so later, if it matters
+        return
 
 
-def grade_assignment(root, assignment: str, *, db_url: str | None = None, workers: int | None = None,
-                     executor=None, force: bool = False, students=None, limits: Limits | None = None,
-                     kernel: KernelOptions | None = None, progress: bool = True, feedback: bool = True,
-                     reports: bool = True, out=sys.stdout) -> Summary:
+@dataclass
+class _Options:
+    limits: TimeLimits
+    kernel: KernelOptions
+    feedback: bool
+    force: bool
+
+
+def grade_assignment(root: Any, assignment: str, *, db_url: str | None = None, workers: int | None = None,
+                     executor: Any = None, force: bool = False, students: list[str] | None = None,
+                     limits: TimeLimits | None = None, kernel: KernelOptions | None = None,
+                     progress: bool = True, feedback: bool = True, reports: bool = True,
+                     rebuild_gradebook: bool = False) -> Summary:
     """Grade all (new or changed) submissions of ``assignment`` in the course at ``root``."""
-    from tqdm import tqdm
-
     root = Path(root).resolve()
     config = load_course_config(root)
-    cd = config.get("CourseDirectory", {})
-    db_url = db_url or cd.get("db_url") or f"sqlite:///{root / 'gradebook.db'}"
-    if limits is None:
-        timeout = config.get("Execute", {}).get("timeout") or config.get("ExecutePreprocessor", {}).get("timeout")
-        limits = Limits(cell_timeout=float(timeout or 60))
-    kernel = kernel or default_kernel()
+    db_url = db_url or config.get("CourseDirectory", {}).get("db_url") or f"sqlite:///{root / 'gradebook.db'}"
     if executor is None:
         warm_up_workers()
     info = prepare(root, assignment, config=config)
+    if rebuild_gradebook:
+        remove_assignment(db_url, info.course_id, assignment)
     sync_gradebook(db_url, info, root)
-
+    opts = _Options(limits or _course_limits(config), kernel or default_kernel(), feedback, force)
     started = time.monotonic()
     summary = Summary(assignment=assignment)
+    summary.scored_in_kernel = _in_kernel_cells(info)
     found = discover(root, assignment, students)
     summary.total = len(found)
     with GradebookWriter(db_url, info.course_id, root) as writer:
-        ledger = writer.ledger(assignment)
-        tasks: list[Task] = []
-        failed: list[Result] = []
-        for sid, folder in found:
-            try:
-                files = submission_files(folder)
-            except (OSError, ValueError) as exc:
-                failed.append(Result(student_id=sid, assignment_id=assignment, submission_hash="-",
-                                     assignment_version=info.version, status=model.ERROR,
-                                     reason=f"could not read the submission: {exc}"))
-                continue
-            digest = content_hash(files)
-            row = ledger.get(sid)
-            current = (row is not None and row["submission_hash"] == digest
-                       and row["assignment_version"] == info.version
-                       and all((root / "feedback" / sid / assignment / f"{n}.html").exists() or not feedback
-                               for n in info.notebooks))
-            if current and not force:
-                summary.skipped += 1
-                continue
-            ts = files.get("timestamp.txt", b"").decode("utf-8", "replace").strip() or None
-            tasks.append(Task(student_id=sid, assignment=info, files=files, submission_hash=digest,
-                              limits=limits, kernel=kernel, timestamp=ts, feedback=feedback))
-        for r in failed:
-            writer.record(r)
-            summary.statuses[r.status] += 1
-            summary.results.append(r)
-            summary.graded += 1
-
-        n_workers = max(1, min(workers or default_workers(), len(tasks) or 1))
-        summary.workers = n_workers
-        bar = tqdm(total=len(tasks), desc=f"grading {assignment}", unit="sub", disable=not progress or not tasks,
-                   file=sys.stderr, dynamic_ncols=True)
-        own_executor = executor is None
-        done_q: queue.Queue = queue.Queue()
-        pending = list(reversed(tasks))
-        in_flight: dict[str, tuple] = {}     # student -> (task, future): only that future's answer counts
-        attempts: Counter = Counter()
-        previous_term = signal.getsignal(signal.SIGTERM)
-
-        def on_term(signum, frame):
-            raise KeyboardInterrupt
-
-        if own_executor and tasks:
-            executor = local_executor(n_workers)
-        if reports and tasks:
-            # The chart's matplotlib (a third of a second to import) loads while the workers grade,
-            # not after the last student.
-            threading.Thread(target=_preload_chart, daemon=True).start()
-        try:
-            if tasks:
-                signal.signal(signal.SIGTERM, on_term)
-
-            def submit_more():
-                while pending and len(in_flight) < 2 * n_workers:
-                    t = pending.pop()
-                    attempts[t.student_id] += 1
-                    fut = executor.submit(grade_submission, t)
-                    in_flight[t.student_id] = (t, fut)
-                    fut.add_done_callback(lambda f, t=t: done_q.put((t, f)))
-
-            submit_more()
-            while in_flight:
-                t, fut = done_q.get()
-                if in_flight.get(t.student_id, (None, None))[1] is not fut:
-                    continue  # an answer from a pool that was replaced
-                del in_flight[t.student_id]
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    # A worker process died (not a kernel: the grader itself). Start a new pool and
-                    # try the student once more; a second death is recorded as an error.
-                    if own_executor:
-                        _stop_workers(executor)
-                        executor = local_executor(n_workers)
-                        for other, _ in list(in_flight.values()):
-                            pending.append(other)
-                        in_flight.clear()
-                    if attempts[t.student_id] < 2:
-                        pending.append(t)
-                        submit_more()
-                        continue
-                    result = _zero_result(t, model.ERROR, "the grading process crashed twice", time.monotonic())
-                except Exception as exc:
-                    result = _zero_result(t, model.ERROR, f"the grader failed: {exc.__class__.__name__}: {exc}",
-                                          time.monotonic())
-                writer.record(result)
-                summary.graded += 1
-                summary.statuses[result.status] += 1
-                summary.results.append(result)
-                if result.status != model.OK:
-                    bar.write(f"{result.student_id}: {result.status}: {result.reason}")
-                bar.set_postfix_str(f"last {result.student_id} {result.total:g}/{result.max_total:g}", refresh=False)
-                bar.update(1)
-                submit_more()
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            if own_executor and executor is not None:
-                _stop_workers(executor)
-                executor = None
-        finally:
-            bar.close()
-            if tasks:
-                signal.signal(signal.SIGTERM, previous_term)
-            if own_executor and executor is not None:
-                executor.shutdown(wait=True)
+        tasks = _tasks(root, info, found, writer, opts, summary)
+        run = _ClassRun(writer, summary, executor, workers, progress)
+        run.grade(tasks, reports)
     summary.results.sort(key=lambda r: r.student_id)
     summary.seconds = time.monotonic() - started
-    if reports and not summary.interrupted:
-        from .reports import write_reports
+    if not summary.interrupted:
+        summary.logs = _write_logs(root / "reports" / assignment / "logs", summary.results)
+        if reports:
+            from .reports import write_reports
 
-        summary.csv, summary.chart = write_reports(db_url, info.course_id, assignment, root / "reports" / assignment)
+            summary.csv, summary.chart = write_reports(db_url, info.course_id, assignment,
+                                                       root / "reports" / assignment)
     return summary
+
+
+def _course_limits(config: dict) -> TimeLimits:
+    timeout = config.get("Execute", {}).get("timeout") or config.get("ExecutePreprocessor", {}).get("timeout")
+    return TimeLimits(cell_timeout=float(timeout or 60))
+
+
+def _in_kernel_cells(info: AssignmentInfo) -> list[str]:
+    judged = {(c["notebook"], c["grade_id"]) for c in info.plan.get("cells", []) if c.get("calls")}
+    manual = {(nb, c.grade_id) for nb, cells in info.cells.items() for c in cells if c.grade and c.solution}
+    return [gid for nb, gid, _ in info.grade_cells if (nb, gid) not in judged | manual]
+
+
+def _tasks(root: Path, info: AssignmentInfo, found: list, writer: GradebookWriter, opts: _Options,
+           summary: Summary) -> list[Task]:
+    """One task per new or changed submission; folders that cannot be read become results now."""
+    ledger = writer.ledger(info.assignment_id)
+    tasks = []
+    for sid, folder in found:
+        collected, notes, refusal = _read(folder)
+        if refusal is not None:
+            _record(writer, summary, _refused(sid, info, *refusal, notes))
+            continue
+        digest = content_hash(collected.files)
+        if not opts.force and _current(ledger.get(sid), digest, info, root, sid, opts.feedback):
+            summary.skipped += 1
+            continue
+        stamp, stamp_note = submission_time(collected, folder)
+        notes += [stamp_note] if stamp_note else []
+        tasks.append(Task(student_id=sid, assignment=info, files=collected.files, submission_hash=digest,
+                          limits=opts.limits, kernel=opts.kernel, timestamp=stamp, feedback=opts.feedback,
+                          notes=tuple(notes)))
+    return tasks
+
+
+def _read(folder: Path) -> tuple[Any, list[str], tuple[str, str] | None]:
+    """A submission folder read safely: (what was read, notes for the student, refusal or None)."""
+    collected = read_submission(folder)
+    notes = [f"{path} was not read: {why}" for path, why in collected.skipped]
+    if collected.refused:
+        return collected, notes, (model.MISSING, f"the submission could not be read: {collected.refused}")
+    if collected.too_large:
+        return collected, notes, (model.TOO_LARGE, collected.too_large)
+    return collected, notes, None
+
+
+def _refused(sid: str, info: AssignmentInfo, status: str, reason: str, notes: list) -> Result:
+    task = Task(student_id=sid, assignment=info, files={}, submission_hash="-", notes=tuple(notes))
+    return zero_result(task, status, reason, time.monotonic())
+
+
+def _current(row: dict | None, digest: str, info: AssignmentInfo, root: Path, sid: str, feedback: bool) -> bool:
+    if row is None or row["submission_hash"] != digest or row["assignment_version"] != info.version:
+        return False
+    return not feedback or all((root / "feedback" / sid / info.assignment_id / f"{n}.html").exists()
+                               for n in info.notebooks)
+
+
+def _record(writer: GradebookWriter, summary: Summary, result: Result) -> None:
+    writer.record(result)
+    summary.graded += 1
+    summary.statuses[result.status] += 1
+    summary.results.append(result)
+
+
+class _ClassRun:
+    """Feeds tasks to the executor, takes results as they come, records each at once."""
+
+    def __init__(self, writer: GradebookWriter, summary: Summary, executor: Any, workers: int | None,
+                 progress: bool):
+        self.writer, self.summary = writer, summary
+        self.executor, self.own_executor = executor, executor is None
+        self.workers_wanted, self.progress = workers, progress
+        self.done: queue.Queue = queue.Queue()
+        self.pending: list[Task] = []
+        self.in_flight: dict[str, tuple] = {}   # student -> (task, future): only that future's answer counts
+        self.attempts: Counter = Counter()
+
+    def grade(self, tasks: list[Task], reports: bool) -> None:
+        from tqdm import tqdm
+
+        n = max(1, min(self.workers_wanted or default_workers(), len(tasks) or 1))
+        self.summary.workers, self.n_workers = n, n
+        self.pending = list(reversed(tasks))
+        self.bar = tqdm(total=len(tasks), desc=f"grading {self.summary.assignment}", unit="sub",
+                        disable=not self.progress or not tasks, file=sys.stderr, dynamic_ncols=True)
+        if not tasks:
+            self.bar.close()
+            return
+        if self.own_executor:
+            self.executor = local_executor(n)
+        if reports:   # the chart's matplotlib loads while the workers grade, not after the last student
+            threading.Thread(target=_preload_chart, daemon=True).start()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            if self.own_executor and self.executor is not None:
+                stop_workers(self.executor)
+                self.executor = None
+        finally:
+            self.bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if self.own_executor and self.executor is not None:
+                self.executor.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        self._submit_more()
+        while self.in_flight:
+            task, fut = self.done.get()
+            if self.in_flight.get(task.student_id, (None, None))[1] is not fut:
+                continue   # an answer from a pool that was replaced
+            del self.in_flight[task.student_id]
+            result = self._result_of(task, fut)
+            if result is not None:
+                self._take(result)
+            self._submit_more()
+
+    def _submit_more(self) -> None:
+        while self.pending and len(self.in_flight) < 2 * self.n_workers:
+            task = self.pending.pop()
+            self.attempts[task.student_id] += 1
+            fut = self.executor.submit(grade_submission, task)
+            self.in_flight[task.student_id] = (task, fut)
+            fut.add_done_callback(lambda f, t=task: self.done.put((t, f)))
+
+    def _result_of(self, task: Task, fut: Any) -> Result | None:
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            return self._after_crash(task)
+        except Exception as exc:  # a worker (a Dask worker, say) failed outside grade_submission
+            return zero_result(task, model.ERROR, f"the grader failed: {type(exc).__name__}: {exc}",
+                               time.monotonic())
+
+    def _after_crash(self, task: Task) -> Result | None:
+        """A worker process died (not a kernel: the grader). New pool; the student once more."""
+        if self.own_executor:
+            stop_workers(self.executor)
+            self.executor = local_executor(self.n_workers)
+            self.pending += [other for other, _ in self.in_flight.values()]
+            self.in_flight.clear()
+        if self.attempts[task.student_id] < 2:
+            self.pending.append(task)
+            return None
+        return zero_result(task, model.ERROR, "the grading process crashed twice", time.monotonic())
+
+    def _take(self, result: Result) -> None:
+        _record(self.writer, self.summary, result)
+        if result.status != model.OK:
+            first = result.reason.splitlines()[0] if result.reason else ""
+            self.bar.write(f"{result.student_id}: {result.status}: {first}")
+        self.bar.set_postfix_str(f"last {result.student_id} {result.total:g}/{result.max_total:g}", refresh=False)
+        self.bar.update(1)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _write_logs(folder: Path, results: list[Result]) -> Path:
+    """One log per student graded in this run: status, reason, notes, nbgrader's log and tracebacks."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        text = "\n".join([f"student: {r.student_id}", f"status: {r.status}", f"reason: {r.reason}",
+                          *(f"note: {n}" for n in r.notes), *(f"review: {f}" for f in r.review), "", r.log])
+        path = folder / f"{r.student_id}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    return folder

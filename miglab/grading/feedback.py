@@ -1,17 +1,101 @@
-"""Feedback-only preprocessing: students see which tests failed, not the hidden test code."""
+"""Feedback a student may read: verdicts and notes, never hidden tests or what they could leak.
+
+nbgrader's feedback is the autograded notebook rendered with its outputs.
+Those outputs come from the kernel that ran the student's code with the
+hidden tests restored, so any of them can carry a hidden test out (a hook
+that prints each cell's source, an exception whose message is a stolen
+input). :class:`GradingFeedback` therefore rewrites the notebook before
+nbgrader's template renders it:
+
+* a cell the trusted judge scored shows the judge's messages, nothing the
+  kernel printed;
+* from the first cell that carried a hidden test block on, no output of the
+  grading run is shown: an error is shown by its kind only if that is a
+  built-in exception's name, and the grader's own notes (a cell that did not
+  run, and why) stay;
+* the notes about the submission itself (cells put back, a pasted copy, a
+  link skipped, a bad timestamp) open the page.
+
+:class:`ShortTracebacks` cuts the tracebacks of test cells that ran before
+any hidden test to their last line.
+"""
 
 from __future__ import annotations
 
+import builtins
+
+from nbformat.v4 import new_markdown_cell, new_output
+
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .execute import NOT_RUN
+from .model import BY_JUDGE
+from .plan import BEGIN_HIDDEN
+
+WITHHELD = "[output of the grading run not shown: it came after hidden tests ran]"
+
+
+class GradingFeedback(NbGraderPreprocessor):
+    """Judge messages for judged cells; no raw output once hidden tests have run (see the module docstring)."""
+
+    def preprocess(self, nb, resources):
+        hidden_from = next((i for i, c in enumerate(nb.cells)
+                            if c.cell_type == "code" and BEGIN_HIDDEN in c.source), len(nb.cells))
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            verdict = cell.metadata.get("miglab", {})
+            if verdict.get("scored_by") == BY_JUDGE:
+                cell.outputs = [*_grader_notes(cell.outputs), _verdict_output(verdict.get("messages", []))]
+            elif index >= hidden_from:
+                cell.outputs = _withheld(cell.outputs)
+        notes = nb.metadata.get("miglab", {}).get("notes") or []
+        if notes:
+            lines = "\n".join(f"* {n}" for n in notes)
+            nb.cells.insert(0, new_markdown_cell(f"**Notes on your submission**\n\n{lines}"))
+        return nb, resources
+
+
+def _grader_notes(outputs: list) -> list:
+    """The grader's own error notes (a cell that did not run, and why): trusted, kept."""
+    return [o for o in outputs if o.get("output_type") == "error" and o.get("ename") == NOT_RUN]
+
+
+def _verdict_output(messages: list) -> dict:
+    text = "\n".join(str(m) for m in messages) or "no verdict"
+    return new_output("stream", name="stdout", text=text + "\n")
+
+
+def _withheld(outputs: list) -> list:
+    kept = _grader_notes(outputs)
+    errors = [o for o in outputs if o.get("output_type") == "error" and o.get("ename") != NOT_RUN]
+    shown_any = any(o.get("output_type") != "error" and _visible(o) for o in outputs)
+    out = list(kept)
+    if errors:
+        name = str(errors[-1].get("ename", ""))
+        kind = name if isinstance(getattr(builtins, name, None), type) and name.isidentifier() else "an exception"
+        out.append(new_output("error", ename=kind, evalue="(the message is not shown after hidden tests ran)",
+                              traceback=[f"This cell raised {kind} while it was graded."]))
+    elif shown_any:
+        out.append(new_output("stream", name="stdout", text=WITHHELD + "\n"))
+    return out
+
+
+def _visible(output: dict) -> bool:
+    """Would nbconvert show anything for this output? (Evidence records carry an empty text.)"""
+    if output.get("output_type") == "stream":
+        return bool(output.get("text"))
+    data = output.get("data") or {}
+    return any(k != "text/plain" or v for k, v in data.items() if not k.startswith("application/vnd.miglab"))
 
 
 class ShortTracebacks(NbGraderPreprocessor):
     """Cut the traceback of every graded test cell to its last line (``Error: message``).
 
     ``ClearHiddenTests`` removes hidden tests from the cell source, but a failing
-    hidden assert still shows its own source line in the traceback. The last
-    line (exception name and message) is all a student needs.
+    assert still shows its own source line in the traceback. The last line
+    (exception name and message) is all a student needs.
     """
 
     def preprocess_cell(self, cell, resources, cell_index):

@@ -1,10 +1,10 @@
-"""Imported by the batch grader's process-pool fork server: warms what every worker needs.
+"""Imported by the batch grader's process-pool fork server: it dies with the coordinator, and warms up.
 
 ``multiprocessing``'s fork server can only preload modules by name; importing
-this one runs :func:`miglab.grading.worker.warm_up` once in the server, so the
-workers forked from it start with it done.
+this one runs in the server, so every worker forked from it starts warm.
 """
 
-from .worker import warm_up
+from .pool import die_with_parent, warm_up
 
+die_with_parent()
 warm_up()

@@ -281,6 +281,15 @@ if AsyncKernelManager is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)
 
 
+KERNEL_MANAGER = "miglab.sandbox.kernel:SandboxKernelManager"
+
+
+def grading_kernel(limits: bwrap.SandboxLimits = bwrap.DEFAULT_LIMITS) -> dict:
+    """How the grader starts kernels in the sandbox (``KernelOptions`` fields), or SandboxError saying why not."""
+    bwrap.require(unsafe=False)
+    return {"kernel_name": "python3", "manager_class": KERNEL_MANAGER, "manager_kwargs": dict(limits.__dict__)}
+
+
 # ============================================================ launcher side
 
 def _children(pid: int) -> list[int]:
