@@ -1,4 +1,4 @@
-"""The grader's shortcuts around kernels keep their behaviour (miglab.grading.execute, sandbox_kernel).
+"""The grader's shortcuts around kernels keep their behaviour (miglab.grading.execute, miglab.sandbox.kernel).
 
 Starting and stopping a kernel per submission used to idle in jupyter_client
 (0.2 s reading start-up messages nobody uses, 0.1 s polls while a killed
@@ -27,10 +27,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError, ValidationError
 from nbgrader.preprocessors import CheckCellMetadata
 
-from miglab.grading import model, sandbox
-from miglab.grading.execute import (FastCheckCellMetadata, FastKernelManager, FastStopMixin, ResilientExecute,
-                                    _FastMetadataValidator, outcome)
-from miglab.grading.sandbox_kernel import SandboxKernelManager
+from miglab.grading import model
+from miglab.grading.execute import (FastCheckCellMetadata, FastKernelManager, ResilientExecute, _FastMetadataValidator,
+                                    outcome)
+from miglab.sandbox.kernel import FastStopMixin, SandboxKernelManager, grading_kernel
 
 REPO = Path(__file__).resolve().parents[1]
 _keys = itertools.count()
@@ -42,7 +42,7 @@ def grade(cells: list[str], folder: Path, sandboxed: bool, **traits) -> tuple[nb
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     key = f"speed-{os.getpid()}-{next(_keys)}"
     if sandboxed:
-        options = sandbox.grading_kernel()
+        options = model.KernelOptions(**grading_kernel())
         traits.setdefault("kernel_name", options.kernel_name)
         traits.setdefault("kernel_manager_class", options.manager_class.replace(":", "."))
         traits.setdefault("manager_kwargs", dict(options.manager_kwargs))
@@ -180,7 +180,7 @@ def test_fast_kernel_manager_stops_the_kernel_and_reaps_it(tmp_path, now):
 
 
 def test_grader_managers_use_the_fast_stop(tmp_path):
-    from miglab.grading.worker import _config
+    from miglab.grading.autograde import nbgrader_config
 
     assert issubclass(SandboxKernelManager, FastStopMixin) and issubclass(FastKernelManager, FastStopMixin)
     from miglab.grading.assignment import load_course_config, prepare
@@ -189,7 +189,7 @@ def test_grader_managers_use_the_fast_stop(tmp_path):
 
     def config(kernel):
         task = model.Task(student_id="s", assignment=info, files={}, submission_hash="h", kernel=kernel)
-        return _config(task, tmp_path, "sqlite://", "k", 0.0)
+        return nbgrader_config(task, tmp_path, "sqlite://", "k", 0.0)
 
     cfg = config(model.KernelOptions())  # --unsafe: plain local kernels
     assert cfg.ResilientExecute.kernel_manager_class == "miglab.grading.execute.FastKernelManager"
@@ -202,8 +202,8 @@ def test_grader_managers_use_the_fast_stop(tmp_path):
     assert cfg.Autograde.sanitize_preprocessors == [FastCheckCellMetadata if p is CheckCellMetadata else p
                                                     for p in default]
     assert cfg.Exporter.optimistic_validation is True
-    cfg = config(model.KernelOptions(manager_class="miglab.grading.sandbox_kernel:SandboxKernelManager"))
-    assert cfg.ResilientExecute.kernel_manager_class == "miglab.grading.sandbox_kernel.SandboxKernelManager"
+    cfg = config(model.KernelOptions(manager_class="miglab.sandbox.kernel:SandboxKernelManager"))
+    assert cfg.ResilientExecute.kernel_manager_class == "miglab.sandbox.kernel.SandboxKernelManager"
 
 
 # ------------------------------------------------------------------ metadata check

@@ -22,12 +22,20 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_code_cell, new_notebook
 
-from miglab.grading import sandbox
-from miglab.grading.sandbox_kernel import EVIDENCE_MIME, SandboxKernelManager
+from miglab.evidence import EVIDENCE_MIME
+from miglab.grading.context import JudgeContext, JudgeSandbox, local_runner
+from miglab.sandbox import bwrap as sandbox
+from miglab.sandbox import kernel as sandbox_kernel
+from miglab.sandbox.kernel import SandboxKernelManager
+from miglab.sandbox.session import Session, manage_untrusted
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
-KM = "miglab.grading.sandbox_kernel.SandboxKernelManager"
+KM = "miglab.sandbox.kernel.SandboxKernelManager"
+sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
+
+from data_migration import GOOD  # noqa: E402
+from slug import HIDDEN, VISIBLE, judged  # noqa: E402
 
 
 def inside(code: str, **kw) -> dict:
@@ -62,32 +70,27 @@ def test_isolation_is_available_here():
 
 
 def test_unavailable_isolation_is_refused_unless_unsafe(monkeypatch, tmp_path):
-    # A PATH without bubblewrap: the grader must refuse and say why, or run plain kernels if --unsafe.
-    (tmp_path / "bin").mkdir()
-    for tool in ("unshare", "setpriv", "prlimit", "mount", "sh"):
-        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
-        if found:
-            os.symlink(found, tmp_path / "bin" / tool)
-    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    from miglab.grading.coordinator import default_kernel
+
+    monkeypatch.setattr(sandbox, "_tools_missing", lambda: ["bwrap"])
+    sandbox._probe.cache_clear()
     ok, why = sandbox.available()
-    assert not ok and "bwrap" in why and "install_isolation.sh" in why
+    assert not ok and "bwrap" in why and "install_isolation" in why
     with pytest.raises(sandbox.SandboxError) as err:
-        sandbox.grading_kernel()
-    assert "--unsafe" in str(err.value) and "bwrap" in str(err.value)
-    opts = sandbox.grading_kernel(unsafe=True)
-    assert opts.manager_class is None
+        default_kernel()
+    assert "--unsafe" in str(err.value)
+    assert not default_kernel(unsafe=True).sandboxed   # --unsafe: nbgrader's plain local kernels
     with pytest.raises(sandbox.SandboxError):
         sandbox.run([PY, "-c", "pass"])
 
 
 def test_grading_kernel_options_name_the_sandboxed_manager():
-    opts = sandbox.grading_kernel()
-    assert opts.manager_class == sandbox.KERNEL_MANAGER
-    assert opts.manager_kwargs["nproc"] == sandbox.DEFAULT_LIMITS.nproc
-    assert sandbox.migration_runner(opts) is sandbox.sandboxed_migration_runner
-    from miglab.grading.model import KernelOptions
+    from miglab.grading.coordinator import default_kernel
 
-    assert sandbox.migration_runner(KernelOptions()) is sandbox.local_migration_runner  # --unsafe
+    opts = default_kernel()
+    assert opts.manager_class == sandbox_kernel.KERNEL_MANAGER and opts.sandboxed
+    assert opts.manager_kwargs["nproc"] == sandbox.DEFAULT_LIMITS.nproc
+    assert sandbox_kernel.EVIDENCE_MIME == EVIDENCE_MIME   # the output cap spares the same records the judge reads
 
 
 def test_identity_environment_and_network(monkeypatch):
@@ -192,7 +195,7 @@ def test_limits_processes_memory_files_cpu():
     assert facts["nofile"] == sandbox.DEFAULT_LIMITS.nofile
     # the forked sleepers died with the sandbox's pid namespace
     assert sandbox_processes(facts["uid"]) == []
-    spin = sandbox.run([PY, "-c", "while True: pass"], limits=sandbox.Limits(cpu=1), timeout=30)
+    spin = sandbox.run([PY, "-c", "while True: pass"], limits=sandbox.SandboxLimits(cpu=1), timeout=30)
     assert spin.returncode != 0 and not spin.timed_out and spin.seconds < 10
 
 
@@ -226,14 +229,14 @@ def test_manage_untrusted_runs_django_and_removes_planted_links(tmp_path):
     from miglab import Lab
 
     lab = Lab("sbx", root=tmp_path)
-    done = sandbox.manage_untrusted(lab.path, ["shell", "--no-imports", "-c",
+    done = manage_untrusted(lab.path, ["shell", "--no-imports", "-c",
                                                "import os; os.symlink('/etc/hostname', 'db2.sqlite3'); print(os.getuid())"])
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) >= sandbox.UID_BASE
     assert not (lab.path / "db2.sqlite3").exists() and not (lab.path / "db2.sqlite3").is_symlink()
     lab.write_models("library", "class Book(models.Model):\n    title = models.CharField(max_length=20)\n")
     for command in (["makemigrations", "library"], ["migrate", "-v", "0"]):
-        done = sandbox.manage_untrusted(lab.path, command)
+        done = manage_untrusted(lab.path, command)
         assert done.returncode == 0, done.stderr
     assert "library_book" in lab.tables() and lab.migrations("library") == ["0001_initial"]
 
@@ -247,7 +250,7 @@ def test_session_runs_several_commands_in_one_warm_sandbox(tmp_path):
 
     lab = Lab("sbx", root=tmp_path)
     lab.write_models("library", "class Book(models.Model):\n    title = models.CharField(max_length=20)\n")
-    with sandbox.Session(tmp_path) as s:
+    with Session(tmp_path) as s:
         pids = []
         for command in (["makemigrations", "library"], ["migrate", "-v", "0"]):
             done = s.manage(lab.path, command)
@@ -281,7 +284,7 @@ def test_session_leaves_nothing_running_between_commands(tmp_path):
     from miglab import Lab
 
     lab = Lab("sbx", root=tmp_path)
-    with sandbox.Session(tmp_path) as s:
+    with Session(tmp_path) as s:
         done = shell(s, lab.path, """
             import os, time
             if os.fork() == 0:
@@ -303,7 +306,7 @@ def test_session_server_cannot_be_traced_or_fooled_by_a_command(tmp_path):
     from miglab import Lab
 
     lab = Lab("sbx", root=tmp_path)
-    with sandbox.Session(tmp_path) as s:
+    with Session(tmp_path) as s:
         done = shell(s, lab.path, """
             import os
             tries = []
@@ -328,16 +331,16 @@ def test_session_timeouts_output_cap_and_a_killed_server(tmp_path):
     from miglab import Lab
 
     lab = Lab("sbx", root=tmp_path)
-    with sandbox.Session(tmp_path, max_output=1000) as s:
+    with Session(tmp_path, max_output=1000) as s:
         t0 = time.monotonic()
         done = shell(s, lab.path, "while True: pass", timeout=2)
         assert done.timed_out and time.monotonic() - t0 < 10
         done = shell(s, lab.path, "import sys; sys.stdout.write('y' * 5_000_000)")
         assert done.returncode == 0 and done.stdout == "y" * 1000
-    with sandbox.Session(tmp_path, max_output=100_000) as s:  # output that JSON escapes six-fold
+    with Session(tmp_path, max_output=100_000) as s:  # output that JSON escapes six-fold
         done = shell(s, lab.path, "import sys; sys.stdout.write('\\x01' * 5_000_000)")
         assert done.returncode == 0 and done.stdout == "\x01" * 100_000
-    with sandbox.Session(tmp_path, max_output=1000) as s:
+    with Session(tmp_path, max_output=1000) as s:
         done = shell(s, lab.path, "import os, signal; os.kill(os.getppid(), signal.SIGKILL)")
         assert done.returncode != 0 and "sandbox" in done.stderr
         later = shell(s, lab.path, "print('never runs')")
@@ -345,22 +348,17 @@ def test_session_timeouts_output_cap_and_a_killed_server(tmp_path):
 
 
 def test_the_sandboxed_server_refuses_to_run_outside_a_sandbox():
-    done = subprocess.run([PY, str(REPO / "miglab" / "runner.py"), "--sandboxed"], input="", capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run([PY, "-m", "miglab.sandbox.server"], input="", capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "only inside a grading sandbox" in done.stderr
 
 
 def test_judge_sandbox_serves_student_after_student_and_is_reset_between_them(monkeypatch):
     """One sandbox start per worker: both row sets of a student, then the next student, in the
     same sandbox; what a student left in its private space is gone before the next one runs."""
-    sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
-    from data_migration import GOOD
-    from miglab import judges, oracle
-
-    monkeypatch.setattr(sandbox, "_judge_session", sandbox._JudgeSession())
+    judge = JudgeSandbox()
     starts = []
-    real_start = sandbox.Session._start
-    monkeypatch.setattr(sandbox.Session, "_start", lambda self: (starts.append(self.root), real_start(self))[1])
+    real_start = Session._start
+    monkeypatch.setattr(Session, "_start", lambda self: (starts.append(self.root), real_start(self))[1])
     plant = GOOD.replace("def forwards(apps, schema_editor):\n", "def forwards(apps, schema_editor):\n"
                          "    import os\n"
                          "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
@@ -370,44 +368,50 @@ def test_judge_sandbox_serves_student_after_student_and_is_reset_between_them(mo
                         "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
                         "        assert not os.path.exists(os.path.join(folder, 'left-by-a')), folder\n")
     for text in (plant, look):
-        hidden = sandbox.sandboxed_migration_runner(text, judges.HIDDEN_TITLES)
-        visible = sandbox.sandboxed_migration_runner(text, judges.VISIBLE_TITLES)
-        for result, titles in ((hidden, judges.HIDDEN_TITLES), (visible, judges.VISIBLE_TITLES)):
-            for side in ("forward", "backward"):
-                assert oracle.datamig_verdict(result, titles, side)[0], result
-        root = sandbox._judge_session.root
+        with judge.student() as context:
+            for titles in (HIDDEN, VISIBLE):
+                for step in (0, 1):
+                    verdict = judged(context, text, titles, step)
+                    assert verdict.ok, verdict.reason
+        root = judge._session.root
         assert root is not None and list(root.iterdir()) == []  # the student's labs are gone
     assert len(starts) == 1
     # a session that died is replaced by a new one for the next student
-    sandbox._judge_session.session.close()
-    sandbox._judge_session.session.dead = "killed"
-    result = sandbox.sandboxed_migration_runner(GOOD + "# after a death\n", judges.VISIBLE_TITLES)
-    assert oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")[0] and len(starts) == 2
-    sandbox._judge_session.close()
+    judge._session.close()
+    judge._session.dead = "killed"
+    with judge.student() as context:
+        assert judged(context, GOOD + "# after a death\n", VISIBLE, 0).ok and len(starts) == 2
+    judge.close()
     assert not starts[1].exists()
 
 
 def test_unsafe_grading_judges_migrations_with_the_warm_local_runner():
-    sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
-    from data_migration import GOOD
-    from miglab import judges, oracle
-
+    context = JudgeContext(local_runner)
     text = GOOD + "# local\n"
-    for titles in (judges.VISIBLE_TITLES, judges.HIDDEN_TITLES):
-        result = sandbox.local_migration_runner(text, titles)
-        assert oracle.datamig_verdict(result, titles, "forward")[0] and oracle.datamig_verdict(result, titles, "backward")[0]
+    for titles in (VISIBLE, HIDDEN):
+        assert judged(context, text, titles, 0).ok and judged(context, text, titles, 1).ok
     broken = text.replace("book.save()", "raise RuntimeError('no slug for you')")
-    result = sandbox.local_migration_runner(broken, judges.VISIBLE_TITLES)
-    ok, why = oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")
-    assert not ok and "no slug for you" in why
+    verdict = judged(JudgeContext(local_runner), broken, VISIBLE, 0)
+    assert not verdict.ok and "no slug for you" in verdict.reason
+    # the same failure on hidden rows says nothing the student's code printed
+    verdict = judged(JudgeContext(local_runner), broken, HIDDEN, 0, hidden=True)
+    assert not verdict.ok and "no slug for you" not in verdict.reason
+
+
+def test_a_visible_run_after_a_hidden_one_is_not_quoted_back():
+    """A hidden run could leave its rows somewhere a later visible run prints from: not quoted."""
+    context = JudgeContext(local_runner)
+    broken = GOOD.replace("book.save()", "raise RuntimeError('printed by the student')")
+    assert "printed by the student" in judged(context, broken, VISIBLE, 0).reason
+    judged(context, broken, HIDDEN, 0, hidden=True)
+    later = judged(context, broken, ["Solaris"], 0)
+    assert not later.ok and "printed by the student" not in later.reason
 
 
 def test_judge_session_reads_what_each_command_left_and_never_through_links():
     """A forwards function that fills the slugs only after migrate has returned (from a process it
     left behind) gets no credit; one that swaps the database for a link to a host file reads as
     a broken lab, never as that file."""
-    from miglab import judges, oracle
-
     late = ("from django.db import migrations\n"
             "def forwards(apps, schema_editor):\n"
             "    import os, sqlite3, time\n"
@@ -423,9 +427,10 @@ def test_judge_session_reads_what_each_command_left_and_never_through_links():
             "class Migration(migrations.Migration):\n"
             "    dependencies = [('library', '0002_book_slug')]\n"
             "    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]\n")
-    result = sandbox.sandboxed_migration_runner(late, judges.VISIBLE_TITLES)
-    assert not oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")[0]
-    assert result["forward"]["rows"] and all(r[2] == "" for r in result["forward"]["rows"])
+    judge = JudgeSandbox()
+    with judge.student() as context:
+        verdict = judged(context, late, VISIBLE, 0)
+        assert not verdict.ok and "['Dune', '']" in verdict.reason   # read as migrate left it: empty slugs
     secret = Path(tempfile.mkdtemp()) / "secret.sqlite3"
     import sqlite3
 
@@ -435,10 +440,13 @@ def test_judge_session_reads_what_each_command_left_and_never_through_links():
     con.execute("CREATE TABLE django_migrations (id INTEGER PRIMARY KEY, app TEXT, name TEXT)")
     con.commit()
     con.close()
-    swap = late.replace("    import os, sqlite3, time\n", f"    import os\n    os.remove('db.sqlite3'); os.symlink({str(secret)!r}, 'db.sqlite3')\n    return\n")
-    result = sandbox.sandboxed_migration_runner(swap, judges.VISIBLE_TITLES)
-    assert "host secret" not in json.dumps(result)
-    assert not oracle.datamig_verdict(result, judges.VISIBLE_TITLES, "forward")[0]
+    swap = late.replace("    import os, sqlite3, time\n",
+                        f"    import os\n    os.remove('db.sqlite3'); os.symlink({str(secret)!r}, 'db.sqlite3')\n    return\n")
+    with judge.student() as context:
+        verdict = judged(context, swap, VISIBLE, 0)
+        assert not verdict.ok and "host secret" not in verdict.reason
+        assert "host secret" not in json.dumps(list(context._cache.values()))
+    judge.close()
 
 
 # ------------------------------------------------------------------ kernels
