@@ -33,6 +33,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	@sh tools/install_isolation.sh
+	@sh tools/install_postgres.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Regenerate source/deep_dive (from tools/build_deep_dive.py), release/ (nbgrader generate_assignment),
