@@ -30,14 +30,14 @@ sys.path.insert(0, str(REPO / "tests" / "submissions"))
 
 import make_sample_class as sample  # noqa: E402
 
-from miglab.grading import Limits, Task, grade_assignment, grade_submission  # noqa: E402
-from miglab.grading.assignment import _generate, prepare  # noqa: E402
+from miglab.grading import Task, TimeLimits, grade_assignment, grade_submission  # noqa: E402
+from miglab.grading.assignment import generate, prepare  # noqa: E402
 from miglab.grading.coordinator import default_kernel  # noqa: E402
 from miglab.grading.gradebook import check_integrity  # noqa: E402
 from miglab.grading.lms import import_submissions, student_id  # noqa: E402
 
 PY = sys.executable
-LIMITS = Limits(cell_timeout=3, interrupt_grace=2, wall=120)
+LIMITS = TimeLimits(cell_timeout=3, interrupt_grace=2, wall=120)
 CONFIG = """c = get_config()
 c.CourseDirectory.course_id = "tinycourse"
 c.OverwriteCells.add_missing_cells = True
@@ -60,7 +60,7 @@ def make_course(root: Path) -> tuple[Path, dict]:
     (root / "source" / "tiny").mkdir(parents=True)
     nbformat.write(sample.tiny_source(), str(root / "source" / "tiny" / "tiny.ipynb"))
     (root / "nbgrader_config.py").write_text(CONFIG)
-    release_dir = _generate(root / "source" / "tiny", root / ".release-build", "tiny", "tinycourse",
+    release_dir = generate(root / "source" / "tiny", root / ".release-build", "tiny", "tinycourse",
                             f"sqlite:///{root / '.release-build' / 'x.db'}", {})
     release = nbformat.read(str(release_dir / "tiny.ipynb"), as_version=4)
     files, expected = sample.build_class(sample.tiny_source(), release)
@@ -145,7 +145,7 @@ def test_outputs_csv_chart_autograded_and_feedback_without_hidden_tests(graded):
         assert float(rows[student]["total"]) == exp["total"]
         assert rows[student]["status"] == exp["status"]
         assert float(rows[student]["q2_test"]) == exp["scores"]["q2_test"]
-    assert rows["malformed"]["reason"].startswith("tiny.ipynb: the file is not valid JSON")
+    assert rows["malformed"]["reason"].startswith("tiny.ipynb is not valid JSON")
     assert summary.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for student in expected:
         fb = (course / "feedback" / student / "tiny" / "tiny.html").read_text()
@@ -199,7 +199,7 @@ def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
             cell.source = "import time\ntime.sleep(30)\n" + cell.source
     task = Task(student_id="slow", assignment=info, files={"tiny.ipynb": nbformat.writes(nb).encode()},
-                submission_hash="h", limits=Limits(cell_timeout=60, wall=6, interrupt_grace=2),
+                submission_hash="h", limits=TimeLimits(cell_timeout=60, wall=6, interrupt_grace=2),
                 kernel=default_kernel())
     r = grade_submission(task)
     assert r.status == "wall_limit", r.reason
@@ -210,21 +210,31 @@ def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
 def test_a_failing_judge_withholds_scores_instead_of_trusting_the_kernel(tmp_path, monkeypatch):
     """nbgrader's scores come from inside the student's kernel: if the judge cannot decide, the
     submission is a recorded grader error with every cell at 0, never a silent fall-back."""
-    import miglab.judges
+    import miglab.grading.judge
+    from miglab.grading.cli import SAMPLE_CLASS, make_sample_course
 
-    def broken(nb, **kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("judge out of order")
 
-    monkeypatch.setattr(miglab.judges, "judge_notebook", broken)
-    downloads, expected = make_course(tmp_path)
-    task = Task(student_id="perfect", assignment=prepare(tmp_path, "tiny"),
-                files={"tiny.ipynb": (downloads / "perfect_tiny.ipynb").read_bytes()},
-                submission_hash="h", limits=LIMITS, kernel=default_kernel())
+    monkeypatch.setattr(miglab.grading.judge, "judge_notebook", broken)
+    course = make_sample_course(tmp_path / "course")
+    task = Task(student_id="perfect", assignment=prepare(course, "deep_dive"),
+                files={"deep_dive.ipynb": (SAMPLE_CLASS / "perfect.ipynb").read_bytes()},
+                submission_hash="h", limits=TimeLimits(cell_timeout=30), kernel=default_kernel(unsafe=True))
     r = grade_submission(task)
-    assert expected["perfect"]["total"] > 0
     assert r.status == "error" and "the judge failed (RuntimeError: judge out of order)" in r.reason
-    assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 0.0, "q2_test": 0.0, "q3_test": 0.0}
-    assert {s.grade_id: s.nbgrader_score for s in r.scores} == {"q1_test": 2.0, "q2_test": 3.0, "q3_test": 5.0}
+    assert all(s.score == 0.0 for s in r.scores)
+    assert sum(s.nbgrader_score or 0 for s in r.scores) == r.max_total   # the kernel said full marks
+    assert "Traceback" in r.log and "judge out of order" in r.log      # the cause is kept for the log
+
+
+def test_plain_nbgrader_cells_are_scored_in_the_kernel_and_labelled_so(graded):
+    course, expected, summary, _ = graded
+    assert summary.scored_in_kernel == ["q1_test", "q2_test", "q3_test"]
+    assert "scored in the kernel by nbgrader" in summary.text()
+    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    assert rows["perfect"]["scored_in_kernel"] == "q1_test q2_test q3_test"
+    assert all(s.scored_by == "nbgrader" for s in {r.student_id: r for r in summary.results}["perfect"].scores)
 
 
 def test_killed_run_resumes_to_the_same_grades(tmp_path):
@@ -240,7 +250,7 @@ def test_killed_run_resumes_to_the_same_grades(tmp_path):
         time.sleep(0.2)
         try:
             with sqlite3.connect(db) as con:
-                done = con.execute("SELECT COUNT(*) FROM miglab_grading").fetchone()[0]
+                done = con.execute("SELECT COUNT(*) FROM miglab_results").fetchone()[0]
         except sqlite3.Error:
             continue
         if done >= 2:
@@ -255,7 +265,7 @@ def test_killed_run_resumes_to_the_same_grades(tmp_path):
     assert book == {k: v["scores"] for k, v in expected.items()}
     assert check_integrity(f"sqlite:///{db}", "tinycourse", "tiny", tmp_path) == []
     with sqlite3.connect(db) as con:
-        assert con.execute("SELECT COUNT(*) FROM miglab_grading").fetchone()[0] == len(expected)
+        assert con.execute("SELECT COUNT(*) FROM miglab_results").fetchone()[0] == len(expected)
         assert con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0] == len(expected)
 
 
@@ -286,7 +296,7 @@ def test_lms_file_names_carry_the_student_id(tmp_path):
 def test_cli_help_lists_the_commands():
     out = subprocess.run([PY, "-m", "miglab.grading", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for word in ("grade", "import", "report", "check"):
+    for word in ("grade", "import", "report", "check", "integrity"):
         assert word in out.stdout
     out = subprocess.run([PY, "-m", "miglab.grading", "grade", "--help"], capture_output=True, text=True)
     assert "--workers" in out.stdout and "--force" in out.stdout and "--db" in out.stdout
@@ -307,7 +317,7 @@ def test_sample_class_grades_to_the_exact_expected_scores(tmp_path):
     course = make_sample_course(tmp_path / "course")
     expected = json.loads((SAMPLE_CLASS / "expected.json").read_text())
     before = tree_hash(course / "submitted")
-    summary = grade_assignment(course, "deep_dive", workers=2, limits=Limits(cell_timeout=10, interrupt_grace=3),
+    summary = grade_assignment(course, "deep_dive", workers=2, limits=TimeLimits(cell_timeout=10, interrupt_grace=3),
                                kernel=default_kernel(), progress=False)
     got = {r.student_id: r for r in summary.results}
     assert set(got) == set(expected)
@@ -315,7 +325,9 @@ def test_sample_class_grades_to_the_exact_expected_scores(tmp_path):
         r = got[student]
         assert r.status == exp["status"], (student, r.status, r.reason)
         assert {s.grade_id: s.score for s in r.scores} == exp["scores"], (student, r.reason)
-        assert r.judged == (exp["status"] != "malformed"), student  # scores decided by miglab.judges
+        assert r.judged == (exp["status"] != "malformed"), student  # scores decided by the judge
+        if r.judged:
+            assert all(s.scored_by == "judge" for s in r.scores), student
     from nbgrader.api import Gradebook
 
     db_url = f"sqlite:///{course / 'gradebook.db'}"

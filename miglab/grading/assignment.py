@@ -91,10 +91,23 @@ def _hash_files(h: Any, base: Path, patterns: list[str]) -> None:
             h.update(rel.as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
 
 
+# The package's code that decides a grade: the engine, the evidence and its checkers, the sandbox,
+# and the lab that scenarios run in. Reports, charts and the LMS import change no score.
+GRADING_CODE = ("grading", "evidence", "sandbox", "lab/scenario.py", "lab/project.py", "lab/runner.py",
+                "lab/display.py", "lab/template")
+NOT_GRADING = ["__pycache__", "*.pyc", "reports.py", "chart.py", "lms.py", "export.py"]
+
+
 def code_hash() -> str:
-    """Hash of this package's code: anything in it may decide a grade."""
+    """Hash of the package's code that decides a grade (:data:`GRADING_CODE`)."""
     h = hashlib.sha256()
-    _hash_files(h, PACKAGE, ["__pycache__", "*.pyc"])
+    for part in GRADING_CODE:
+        path = PACKAGE / part
+        if path.is_file():
+            h.update(part.encode() + b"\0" + path.read_bytes())
+        elif path.is_dir():
+            h.update(part.encode() + b"\0")
+            _hash_files(h, path, NOT_GRADING)
     return h.hexdigest()
 
 

@@ -157,8 +157,11 @@ def judge(task: Task, run: AutogradeRun, reasons: list[str]) -> Judgement:
     plan, rules = _plan_and_rules(task)
     scan = scan_sources([c.source for nb in run.notebooks.values() for c in nb.cells
                          if c.cell_type == "code" and _students_code(c)])
-    judgement = Judgement(review=scan.review_flags())
+    judgement = Judgement(review=scan.review_flags(), judged=not any(c.judged for c in plan.cells))
     verdicts: dict = {}
+    if judgement.judged:   # nothing to judge: every cell keeps nbgrader's in-kernel score
+        judgement.scores = _scores(task, run, plan, verdicts, reasons, True)
+        return judgement
     try:
         with _judge_context(task.kernel) as context:
             for nb_id, nb in run.notebooks.items():
