@@ -7,6 +7,11 @@
               fresh child that runs the project's real manage.py
 - in-process: `call_command` in one long-lived process (the floor; it does not
               re-read edited models, so the lab cannot use it)
+
+Then the same lab on PostgreSQL against SQLite (fork server both, same run): each
+command, a migrate forwards and back, a lab made afresh (PostgreSQL: its database
+dropped and created again), and the private server's cold start (initdb + start).
+`--no-postgres` skips that part.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from miglab import Lab
-from miglab.lab import runner
+from miglab import Lab, LabError
+from miglab.lab import postgres, runner
 
 COMMANDS = [["showmigrations"], ["sqlmigrate", "library", "0001"], ["migrate", "--plan"]]
 
@@ -50,13 +56,56 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(samples)
 
 
+BOOK = "class Book(models.Model):\n    title = models.CharField(max_length=80)\n"
+
+
+def backends(repeat: int, root: str) -> None:
+    """The same lab commands on SQLite and on PostgreSQL, fork server both."""
+    try:
+        pg_lab = Lab("bench_pg", root=root, db="postgresql")
+    except LabError as e:
+        print(f"\nPostgreSQL: skipped ({str(e).splitlines()[0]})")
+        return
+    labs = {"sqlite": Lab("bench_sqlite", root=root), "postgresql": pg_lab}
+    for lab in labs.values():
+        lab.write_models("library", BOOK)
+        lab.manage("makemigrations library").check()
+
+    def round_trip(lab: Lab) -> None:
+        lab.manage("migrate library").check()
+        lab.manage("migrate library zero").check()
+
+    rows = [("manage.py " + " ".join(cmd), lambda lab, cmd=cmd: lab.manage(*cmd).check()) for cmd in COMMANDS]
+    rows += [("migrate library + back to zero", round_trip),
+             ("Lab(...) made afresh", lambda lab: Lab(lab.name, root=root, db=lab.db))]
+    print(f"\n{'same lab, fork server':32} {'SQLite (ms)':>12} {'PostgreSQL (ms)':>16} {'ratio':>7}")
+    for name, fn in rows:
+        lite, pg = (timed(lambda: fn(labs[db]), repeat) for db in ("sqlite", "postgresql"))
+        print(f"{name:32} {lite*1000:12.1f} {pg*1000:16.1f} {pg/lite:6.2f}x")
+
+    # The server's cold start: a private one in a folder of its own, started then let go.
+    base = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    server = postgres.Server(base)
+    t = time.perf_counter()
+    server.acquire()
+    cold = time.perf_counter() - t
+    server.release()
+    stopped = time.perf_counter()
+    while server.is_running() and time.perf_counter() - stopped < 30:
+        time.sleep(0.01)
+    print(f"{'PostgreSQL server cold start':32} {'':12} {cold*1000:16.1f}   (initdb + start; stopped "
+          f"{(time.perf_counter() - stopped)*1000:.0f} ms after its last user left)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--no-postgres", action="store_true", help="only the SQLite figures")
     args = ap.parse_args()
 
-    lab = Lab("bench_lab", root=tempfile.mkdtemp(prefix="bench-lab-"))
-    lab.write_models("library", "class Book(models.Model):\n    title = models.CharField(max_length=80)\n")
+    root = tempfile.mkdtemp(prefix="bench-lab-")
+    lab = Lab("bench_lab", root=root)
+    lab.write_models("library", BOOK)
     lab.manage("makemigrations library").check()
 
     floor = subprocess.run(
@@ -72,6 +121,8 @@ def main() -> None:
         fork = timed(lambda: lab.manage(*cmd).check(), args.repeat)
         name = "manage.py " + " ".join(cmd)
         print(f"{name:32} {cold*1000:10.1f} {fork*1000:10.1f} {float(inproc)*1000:16.1f} {cold/fork:8.1f}x")
+    if not args.no_postgres:
+        backends(args.repeat, root)
     if runner._server is not None:
         runner._server.close()
 
