@@ -199,6 +199,35 @@ def test_postgresql_sql_is_read_only_and_connect_writes(lab_root):
     assert lab.rows("library_book").column("title") == ["Emma"]
 
 
+def test_a_migration_waiting_behind_a_lock_fails_fast_with_lock_timeout(lab_root):
+    """What lesson 08 shows: a second connection holds a table; migrate gives up instead of waiting."""
+    lab = migrated(Lab("locks", root=lab_root, db="postgresql"))
+    lab.write_models("library", BOOK + "    isbn = models.CharField(max_length=13, null=True)\n")
+    lab.manage("makemigrations library").check()
+    fail_fast = {"PGOPTIONS": "-c lock_timeout=300ms"}
+    with lab.connect() as other, other.transaction():
+        other.execute("SELECT count(*) FROM library_book")  # holds ACCESS SHARE until the transaction ends
+        blocked = lab.manage("migrate", env=fail_fast)
+    assert blocked.returncode == 1
+    assert repr(blocked).endswith("django.db.utils.OperationalError: canceling statement due to lock timeout\n"
+                                  "[exit status 1]")
+    assert lab.applied().rows == [("library", "0001_initial")], "the failed migration was rolled back"
+    assert lab.manage("migrate", env=fail_fast).ok  # the other transaction is over
+    assert lab.columns("library_book").column("column") == ["id", "title", "isbn"]
+
+
+def test_the_server_gives_a_sqlalchemy_url(lab_root):
+    import sqlalchemy
+
+    lab = Lab("url", root=lab_root, db="postgresql")
+    engine = sqlalchemy.create_engine(lab.pg.sqlalchemy_url(lab.database))
+    try:
+        with engine.connect() as con:
+            assert con.execute(sqlalchemy.text("SELECT current_database()")).scalar() == lab.database
+    finally:
+        engine.dispose()
+
+
 def test_volatile_numbers_of_postgresql_messages_are_hidden():
     text = ("ERROR:  deadlock detected\nDETAIL:  Process 4242 waits for ShareLock on transaction 771; "
             "blocked by process 4243.\nProcess 4243 waits for AccessExclusiveLock on relation 16390 of "

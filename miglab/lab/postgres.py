@@ -446,6 +446,14 @@ class Server:
         return {"ENGINE": "django.db.backends.postgresql", "NAME": dbname, "HOST": str(self.socket_dir),
                 "PORT": str(self.port), "USER": user, "PASSWORD": password or ""}
 
+    def sqlalchemy_url(self, dbname: str, user: str = ADMIN, password: str | None = None) -> str:
+        """A SQLAlchemy URL for ``dbname`` over the socket (psycopg 3), e.g. for a gradebook."""
+        from urllib.parse import quote
+
+        who = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
+        return (f"postgresql+psycopg://{who}@/{quote(dbname, safe='')}"
+                f"?host={quote(str(self.socket_dir), safe='/')}&port={self.port}")
+
     def env(self, dbname: str, user: str = ADMIN, password: str | None = None) -> dict:
         """The environment that makes the lab template's ``project/settings.py`` use ``dbname`` here."""
         return {"MIGLAB_DB": "postgresql", "MIGLAB_PG_HOST": str(self.socket_dir), "MIGLAB_PG_PORT": str(self.port),

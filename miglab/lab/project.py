@@ -179,17 +179,20 @@ class Lab:
 
     # ---- commands
 
-    def manage(self, *args: str, input: str | None = None, timeout: float = 120) -> CommandResult:
+    def manage(self, *args: str, input: str | None = None, timeout: float = 120,
+               env: dict | None = None) -> CommandResult:
         """Run ``python manage.py ARGS`` in the lab project.
 
         ``lab.manage("migrate", "library")`` and ``lab.manage("migrate library")``
-        are the same. ``input`` is typed at the command's prompts.
+        are the same. ``input`` is typed at the command's prompts. ``env`` adds to the
+        command's environment (e.g. ``{"PGOPTIONS": "-c lock_timeout=1s"}`` on PostgreSQL).
         """
         if len(args) == 1 and " " in args[0]:
             args = tuple(shlex.split(args[0]))
         if not args:
             raise LabError("say which manage.py command to run, e.g. lab.manage('showmigrations')")
-        done = runner.run_manage(self.path, list(args), stdin=input, env=self.env(), timeout=timeout)
+        done = runner.run_manage(self.path, list(args), stdin=input, env={**(env or {}), **self.env()},
+                                 timeout=timeout)
         return CommandResult(list(args), done.returncode, self._clean(done.stdout), self._clean(done.stderr),
                              done.timed_out, input)
 
