@@ -16,7 +16,8 @@ For every graded cell that the plan (:mod:`miglab.grading.plan`) found
 
 A cell scores its points when every call passes, else 0. Its messages are
 made of trusted text only: a visible call says what went wrong; hidden calls
-are counted, never described, so feedback never reveals a hidden input.
+with inputs are counted, never described, so feedback never reveals a hidden
+input (a hidden call on a value answer, a quiz letter, says right or wrong).
 Graded cells without ``check(...)`` calls are not judged here: nbgrader's
 own in-kernel result scores them, and they are labelled so.
 """
@@ -113,7 +114,7 @@ def judge_cell(cp: CellPlan, cell: Any, rules: RuleBook, context: Any, scan: Cod
                                    rules, context, log)) for call in cp.calls]
     planned = {c.key for c in cp.calls}
     extra = sum(len(q) for k, q in queues.items() if k in planned)
-    messages = _messages(outcomes)
+    messages = _messages(outcomes, rules)
     ok = all(v.ok for _, v in outcomes) and not extra
     if extra:
         messages.append("✘ more than one result was recorded for the same check, so none of them counts")
@@ -157,13 +158,28 @@ def _by_expect(call: PlannedCall, output: Any) -> Verdict:
     if equal_json(output, call.expect, call.ignore_order):
         return Verdict(True, "right" if call.hidden else "as expected")
     if call.hidden:
-        return Verdict(False, "wrong on a hidden input")
+        return Verdict(False, "not the expected answer" if _told(call) else "wrong on a hidden input")
     return Verdict(False, f"not the expected result, {shown(call.expect)}")
 
 
-def _messages(outcomes: list[tuple[PlannedCall, Verdict]]) -> list[str]:
-    lines = [f"{'✔' if v.ok else '✘'} {v.reason}" for c, v in outcomes if not c.hidden]
-    hidden = [v for c, v in outcomes if c.hidden]
+def _told(call: PlannedCall) -> bool:
+    """Is this call's reason shown to the student? Visible calls, and hidden ones without inputs or
+    parameters (a value answer, such as a quiz letter, whose question the student has seen): a
+    hidden call's inputs are never described."""
+    return not call.hidden or (not call.args and not call.params)
+
+
+def _messages(outcomes: list[tuple[PlannedCall, Verdict]], rules: RuleBook) -> list[str]:
+    deciding = any(c.has_expect or _decides(c, rules) for c, _ in outcomes)
+    lines = []
+    for call, v in outcomes:
+        if not _told(call):
+            continue
+        if v.ok and deciding and not call.has_expect and not _decides(call, rules):
+            lines.append("✔ answered in the expected form")   # a form check; the deciding one follows
+        else:
+            lines.append(f"{'✔' if v.ok else '✘'} {v.reason}")
+    hidden = [v for c, v in outcomes if not _told(c)]
     if hidden:
         passed = sum(v.ok for v in hidden)
         if passed == len(hidden):
@@ -173,12 +189,20 @@ def _messages(outcomes: list[tuple[PlannedCall, Verdict]]) -> list[str]:
     return lines
 
 
+def _decides(call: PlannedCall, rules: RuleBook) -> bool:
+    try:
+        rule = rules.resolve(call.rule)
+    except RuleError:
+        return False
+    return rule is not None and getattr(rule, "decides_without_expect", True)
+
+
 def _first_reason(outcomes: list[tuple[PlannedCall, Verdict]], extra: int) -> str:
     for call, verdict in outcomes:
         if not verdict.ok:
-            if call.hidden:
-                passed = sum(v.ok for c, v in outcomes if c.hidden)
-                total = sum(1 for c, _ in outcomes if c.hidden)
+            if not _told(call):
+                passed = sum(v.ok for c, v in outcomes if not _told(c))
+                total = sum(1 for c, _ in outcomes if not _told(c))
                 return f"hidden checks: {passed} of {total} passed"
             return verdict.reason
     return "more than one result was recorded for the same check" if extra else ""

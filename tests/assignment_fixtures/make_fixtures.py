@@ -9,7 +9,9 @@ with some answer cells filled in by hand, as a learner would:
   every graded cell is written in tests/test_assignment.py;
 * ``alternative.ipynb``: every answer right but written differently from the
   instructor's solution (Kahn's algorithm gives another plan order, a pairwise
-  optimizer instead of a net-effect one, other quiz formatting).
+  optimizer instead of a net-effect one, ``apps.get_model`` with keywords, a
+  ``defaultdict`` and an ``OrderedDict`` where dicts are asked for, tuples
+  where lists are, other quiz formatting).
 """
 
 from __future__ import annotations
@@ -144,8 +146,7 @@ def pending_migrations(plan, applied):
     "answer_deps": 'LOANS_0001_DEPENDENCIES = [["library", "0002_book_pages"]]',
     "answer_get_model": '''
 def get_book_model(apps, schema_editor):
-    model = apps.get_model("library.Book")
-    return model
+    return apps.get_model(app_label="library", model_name="Book")   # keywords: Django accepts them
 ''',
     "answer_reverse": '''
 def set_default_loan_days(apps, schema_editor):
@@ -189,14 +190,16 @@ def order_migrations(dependencies):
 ''',
     "answer_leaves": '''
 def find_leaves(dependencies):
-    result = {}
+    from collections import defaultdict
+
+    result = defaultdict(list)   # any mapping will do where a dict is asked for
     for node in dependencies:
         app = node[0]
         children_here = [n for n, ps in dependencies.items() if node in ps and n[0] == app]
-        result.setdefault(app, set())
+        result[app]
         if not children_here:
-            result[app].add(node[1])
-    return {app: sorted(names) for app, names in result.items()}
+            result[app].append(node[1])
+    return result
 
 
 def find_conflicts(dependencies):
@@ -218,7 +221,9 @@ def replay_columns(columns, operations):
             cols = [(op[2] if n == op[1] else n, t) for n, t in cols]
         elif op[0] == "alter":
             cols = [(n, op[2] if n == op[1] else t) for n, t in cols]
-    return dict(cols)
+    from collections import OrderedDict
+
+    return OrderedDict(cols)
 ''',
     # A pairwise optimizer: fold a later operation into an earlier one when nothing in between
     # touches the same model and field names, until no pair folds any more.
