@@ -215,3 +215,22 @@ def test_check_reports_what_would_make_grades_wrong(tmp_path):
     assert "rule 'no_such_rule' is not a function of source/a/rules.py (its rules: some_rule)" in text
     assert "assert statements in a judged cell" in text
     assert "nbgrader, in the kernel (asserts)" in text   # the plain cell is labelled, not refused
+
+
+def test_hidden_expected_answers_never_reach_the_kernel():
+    from miglab.grading.plan import without_expected_answers
+
+    source = ('check(Q01, rule=choice, choices="abcd")\n'
+              "### BEGIN HIDDEN TESTS\n"
+              'check(Q01, rule=choice, expect="b")\n'
+              "check(f, 'Ça va', expect=['Ça',\n"
+              "                          'é'], step=0)\n"
+              "### END HIDDEN TESTS\n"
+              "check(f, 1, expect=2)")
+    kernel = without_expected_answers(source)
+    assert kernel.splitlines()[2] == "check(Q01, rule=choice, expect=...)"
+    assert "'é'" not in kernel and "'Ça'" not in kernel and "'Ça va'" in kernel   # inputs stay, answers go
+    assert len(kernel.splitlines()) == len(source.splitlines())                  # line numbers kept
+    assert kernel.splitlines()[-1] == "check(f, 1, expect=2)"                     # visible ones stay
+    # the kernel's key for the withheld call is the plan's key for the full one
+    assert key("Ça va", expect=["Ça", "é"], rule=None, step=0) == key("Ça va", rule=None, step=0)

@@ -47,6 +47,7 @@ from .convert import ConversionError, digest, equal_json, shown, to_json
 from .verdict import NOTHING, Call, Verdict, as_verdict
 
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
+WITHHELD = ...   # ``expect=...``: the grader withheld this hidden call's expected answer from the kernel
 EMITTED: list[dict] = []  # evidence emitted outside a kernel (plain Python, tests)
 
 
@@ -75,9 +76,11 @@ def describe_call(args: tuple, *, expect: Any, rule: Any, probe: str | None, ign
         "forbid": [str(f) for f in forbid],
         "params": to_json(dict(params)),
     }
-    if expect is not NOTHING:
+    if expect is not NOTHING and expect is not WITHHELD:
         spec["expect"] = to_json(expect)
-    spec["key"] = digest({k: v for k, v in spec.items() if k != "forbid"})
+    # The key leaves out what the student's kernel may not see (a hidden call's expected answer
+    # reaches it as ``...``) and what only the grader reads (forbid=).
+    spec["key"] = digest({k: v for k, v in spec.items() if k not in ("forbid", "expect")})
     return spec
 
 
@@ -125,6 +128,8 @@ def check(answer: Any, *args: Any, expect: Any = NOTHING, rule: Any = None, prob
         _emit({"key": spec["key"], "error": {"unreadable": True}})
         return _say(False, f"{label}: {problem}")
     _emit({"key": spec["key"], "output": output})
+    if expect is WITHHELD:   # a hidden call at grading time: only the grader knows the answer
+        return _say(True, f"{label}: recorded; it is judged by the grader")
     verdict = instant_verdict(spec, rule, output)
     _say(verdict.ok, f"{label}: {verdict.reason}")
 

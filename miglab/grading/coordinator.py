@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import model
-from .assignment import load_course_config, prepare
+from .assignment import ensure_tools_on_path, load_course_config, prepare
 from .collect import read_submission, submission_time
 from .gradebook import GradebookWriter, remove_assignment, sync_gradebook
 from .model import AssignmentInfo, KernelOptions, Result, Task, TimeLimits
@@ -141,6 +141,7 @@ def grade_assignment(root: Any, assignment: str, *, db_url: str | None = None, w
                      rebuild_gradebook: bool = False) -> Summary:
     """Grade all (new or changed) submissions of ``assignment`` in the course at ``root``."""
     root = Path(root).resolve()
+    ensure_tools_on_path()   # nbgrader's Gradebook runs `alembic` when it makes a new database
     config = load_course_config(root)
     db_url = db_url or config.get("CourseDirectory", {}).get("db_url") or f"sqlite:///{root / 'gradebook.db'}"
     if executor is None:
@@ -188,7 +189,7 @@ def _tasks(root: Path, info: AssignmentInfo, found: list, writer: GradebookWrite
     ledger = writer.ledger(info.assignment_id)
     tasks = []
     for sid, folder in found:
-        collected, notes, refusal = _read(folder)
+        collected, notes, refusal = _read(folder, root / "submitted")
         if refusal is not None:
             _record(writer, summary, _refused(sid, info, *refusal, notes))
             continue
@@ -200,13 +201,13 @@ def _tasks(root: Path, info: AssignmentInfo, found: list, writer: GradebookWrite
         notes += [stamp_note] if stamp_note else []
         tasks.append(Task(student_id=sid, assignment=info, files=collected.files, submission_hash=digest,
                           limits=opts.limits, kernel=opts.kernel, timestamp=stamp, feedback=opts.feedback,
-                          notes=tuple(notes)))
+                          notes=tuple(notes), skipped=tuple(collected.skipped)))
     return tasks
 
 
-def _read(folder: Path) -> tuple[Any, list[str], tuple[str, str] | None]:
+def _read(folder: Path, base: Path) -> tuple[Any, list[str], tuple[str, str] | None]:
     """A submission folder read safely: (what was read, notes for the student, refusal or None)."""
-    collected = read_submission(folder)
+    collected = read_submission(folder, base=base)
     notes = [f"{path} was not read: {why}" for path, why in collected.skipped]
     if collected.refused:
         return collected, notes, (model.MISSING, f"the submission could not be read: {collected.refused}")

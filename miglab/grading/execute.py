@@ -46,6 +46,7 @@ from nbgrader.preprocessors import CheckCellMetadata, Execute
 
 from ..sandbox.kernel import FastStopMixin
 from . import model
+from .plan import BEGIN_HIDDEN, without_expected_answers
 
 _OUTCOMES: dict[str, list[dict]] = {}
 _LOCK = threading.Lock()
@@ -257,6 +258,17 @@ class ResilientExecute(Execute):
                 return True
 
     _responsive = run_sync(_async_responsive)
+
+    def preprocess_cell(self, cell, resources, index):
+        """Run a cell; a test cell's hidden blocks reach the kernel without their expected answers
+        (:func:`miglab.grading.plan.without_expected_answers`), and the notebook keeps its source."""
+        original = cell.source
+        if cell.cell_type == "code" and BEGIN_HIDDEN in original:
+            cell.source = without_expected_answers(original)
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        finally:
+            cell.source = original
 
     def preprocess(self, nb, resources=None, km=None):
         from nbclient.client import NotebookClient

@@ -115,6 +115,7 @@ class Task:
     timestamp: str | None = None
     feedback: bool = True
     notes: tuple = ()           # what reading the folder found (links skipped, a bad timestamp)
+    skipped: tuple = ()         # (relative path, why) of what the folder held but was not read
 
 
 @dataclass

@@ -211,6 +211,34 @@ def segments(source: str) -> list[tuple[str, str]]:
     return out
 
 
+def without_expected_answers(source: str) -> str:
+    """A test cell as the student's kernel may run it: in hidden blocks, every ``check(...)``'s
+    ``expect=`` value is replaced by ``...`` (the grader has it from the instructor's notebook).
+
+    Hidden inputs must reach the kernel (the student's function is called on them); expected
+    answers must not, or a ``check`` rebound by the student's code could echo them back as
+    evidence. Line numbers are kept. A part that is not Python is left as it is (the kernel
+    fails on it in any case).
+    """
+    lines = [line.encode() for line in source.splitlines(keepends=True)]   # ast offsets count UTF-8 bytes
+    edits: list[tuple[int, int, int, int]] = []
+    for kind, text in segments(source):
+        tree = _parse(text) if kind == "hidden" else None
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Call) and _is_check(node):
+                edits += [(k.value.lineno, k.value.col_offset, k.value.end_lineno or k.value.lineno,
+                           k.value.end_col_offset or 0) for k in node.keywords if k.arg == "expect"]
+    for start, col, end, end_col in sorted(edits, reverse=True):
+        head, tail = lines[start - 1][:col], lines[end - 1][end_col:]
+        lines[start - 1:end] = [head + b"..." + b"\n" * (end - start) + tail]
+    return b"".join(lines).decode()
+
+
+def _is_check(node: ast.Call) -> bool:
+    return (isinstance(node.func, ast.Name) and node.func.id == "check") or (
+        isinstance(node.func, ast.Attribute) and node.func.attr == "check")
+
+
 def student_names(nb: Any) -> set[str]:
     """Top-level names the notebook's answer cells and unlocked cells bind."""
     names: set[str] = set()
@@ -247,9 +275,7 @@ def _parse(source: str) -> ast.Module | None:
 
 
 def _calls_check(tree: ast.Module) -> bool:
-    return any(isinstance(n, ast.Call) and ((isinstance(n.func, ast.Name) and n.func.id == "check")
-                                            or (isinstance(n.func, ast.Attribute) and n.func.attr == "check"))
-               for n in ast.walk(tree))
+    return any(isinstance(n, ast.Call) and _is_check(n) for n in ast.walk(tree))
 
 
 def _has_assert(tree: ast.Module) -> bool:

@@ -72,10 +72,15 @@ def grade_submission(task: Task) -> Result:
 def read_notebooks(task: Task) -> dict[str, NotebookReading]:
     """Every notebook of the assignment, parsed and repaired (NotebookRefused when one cannot be)."""
     readings = {}
+    skipped = dict(task.skipped)
     for nb_id in task.assignment.notebooks:
-        data = task.files.get(f"{nb_id}.ipynb")
+        name = f"{nb_id}.ipynb"
+        data = task.files.get(name)
+        if data is None and name in skipped:   # there, but not read: a link, a device, too big
+            status = model.TOO_LARGE if skipped[name].startswith("larger than") else model.MISSING
+            raise NotebookRefused(status, f"{name} was not read: {skipped[name]}")
         if data is None:
-            raise NotebookRefused(model.MISSING, f"{nb_id}.ipynb was not submitted")
+            raise NotebookRefused(model.MISSING, f"{name} was not submitted")
         readings[nb_id] = read_notebook(data, task.assignment.cells.get(nb_id, ()), f"{nb_id}.ipynb")
     return readings
 
