@@ -16,6 +16,11 @@ What is generated (never edit these by hand):
   notebooks/), and is saved only if every cell ran. Live-widget references
   (random model ids that point at nothing once the kernel is gone) are dropped
   from the saved outputs; each widget keeps its plain-text form.
+* practice cells (tagged ``practice``: the learner writes something and a
+  ``verify(...)`` checks it, or predicts a result before running the cell) run
+  like every other cell, but are saved without outputs and without an
+  execution count, so the stored lesson does not give their answers away.
+  nbval runs such cells (an error still fails) and compares nothing for them.
 
 Building twice in a row changes nothing.
 """
@@ -38,6 +43,7 @@ NOTEBOOKS = ROOT / "notebooks"
 LESSON_FILE = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 H1 = re.compile(r"^#\s+(.+?)\s*$", re.MULTILINE)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PRACTICE = "practice"  # the tag of cells stored without outputs
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {
@@ -119,7 +125,10 @@ def apply_generated(nb, path: Path, files: list[Path]):
         if cell.cell_type == "code" and "Quiz(" in cell.source:
             # The quiz's source holds its answers: JupyterLab shows the widget and folds the code.
             cell.metadata["jupyter"] = {"source_hidden": True}
-        if cell.cell_type == "code":
+        if cell.cell_type == "code" and has_tag(cell, PRACTICE):
+            cell.outputs = []
+            cell.execution_count = None
+        elif cell.cell_type == "code":
             for out in cell.get("outputs", []):
                 if "data" in out:
                     out["data"].pop(WIDGET_VIEW, None)
@@ -174,10 +183,15 @@ def stale_parts(path: Path, files: list[Path]) -> list[str]:
             problems.append(f"the {tag} cell is missing, misplaced or out of date")
     if not problems and [c.source for c in nb.cells] != [c.source for c in want.cells]:
         problems.append("the first cell must be the lesson's title")
+    answered = [i for i, c in enumerate(nb.cells)
+                if c.cell_type == "code" and has_tag(c, PRACTICE) and (c.get("outputs") or c.get("execution_count"))]
+    if answered:
+        problems.append(f"practice cells {answered} store outputs, which give their answers away")
     if render(nb) != render(want):
         if not problems:
             problems.append("metadata or stored outputs are not normalised (widget ids, timings, versions)")
-    missing = [i for i, c in enumerate(want.cells) if c.cell_type == "code" and c.get("execution_count") is None]
+    missing = [i for i, c in enumerate(want.cells)
+               if c.cell_type == "code" and c.get("execution_count") is None and not has_tag(c, PRACTICE)]
     if missing:
         problems.append(f"code cells {missing} have never been run: build the lesson to store its outputs")
     return problems
