@@ -5,8 +5,10 @@
 * every lesson runs twice in a row in one kernel ("Run All" again) with the
   same checked output both times;
 * the generated cells (setup, nav) and metadata are current;
-* structure: H1, goals, setup, practice checks, quiz, recap, nav, all seven lessons;
-* every quiz topic of the syllabus is asked somewhere;
+* structure: H1, time estimate, goals, setup, practice checks, quiz, recap, nav, all seven lessons;
+* practice cells (tag ``practice``) are stored without outputs, and an untouched one says "Not yet";
+* quizzes: every quiz topic of the syllabus is asked somewhere, no question is asked twice
+  across lessons, each quiz has scenario questions, and right answers are spread over positions;
 * the quiz and practice machinery.
 """
 
@@ -46,6 +48,8 @@ LESSONS = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem for p in LESSONS]
 SKIPPED_MIMES = {"application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg"}
 MAX_OUTPUT_LINES = 60
+PRACTICE = "practice"
+MAX_SHARE_OF_ONE_POSITION = 0.4  # of a lesson's right answers
 
 
 def read(path: Path):
@@ -54,6 +58,10 @@ def read(path: Path):
 
 def tags(cell) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
+
+
+def is_practice(cell) -> bool:
+    return cell.cell_type == "code" and PRACTICE in tags(cell)
 
 
 def sanitize(text: str) -> str:
@@ -142,6 +150,101 @@ def test_every_syllabus_quiz_topic_is_asked(topic):
     assert matches, f"no lesson quiz asks {topic!r} (with the right choice saying so)"
 
 
+STOP_WORDS = set("""a an the of in on to for and or is are was be it its this that these those with
+by from as at what which who how does do did you your i we can will would should into than then
+when there their them they not no python manage py""".split())
+
+
+def words(text: str) -> set[str]:
+    """The words that carry a text's meaning: lower case, no stop words, a plural 's' dropped."""
+    found = {w for w in re.findall(r"[a-z0-9_]+", text.lower()) if w not in STOP_WORDS}
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in found}
+
+
+def overlap(a: str, b: str) -> float:
+    wa, wb = words(a), words(b)
+    return len(wa & wb) / max(1, len(wa | wb))
+
+
+def repeated_questions(lessons: dict[str, list[tuple[str, list[str], int]]]) -> list[str]:
+    """Pairs of questions from different lessons that ask the same thing: the same prompt in other
+    words (half of the meaningful words shared), or the same right answer (six words in ten)."""
+    found = []
+    asked = [(lesson, q) for lesson, qs in lessons.items() for q in qs]
+    for i, (la, a) in enumerate(asked):
+        for lb, b in asked[i + 1:]:
+            if la == lb:
+                continue
+            same_prompt = overlap(a[0], b[0]) >= 0.5
+            same_answer = overlap(a[1][a[2]], b[1][b[2]]) >= 0.6
+            if same_prompt or same_answer:
+                found.append(f"{la}: {a[0]!r} / {lb}: {b[0]!r}")
+    return found
+
+
+def crowded_positions(questions: list[tuple[str, list[str], int]]) -> dict[str, int]:
+    """Answer letters that hold more than 40% of a quiz's right answers, with their counts."""
+    counts: dict[int, int] = {}
+    for _, _, answer in questions:
+        counts[answer] = counts.get(answer, 0) + 1
+    return {chr(ord("a") + k): n for k, n in counts.items() if n > MAX_SHARE_OF_ONE_POSITION * len(questions)}
+
+
+def is_scenario(prompt: str) -> bool:
+    """A prompt that sets a situation first, then asks: at least one sentence before the question."""
+    return prompt.rstrip().endswith("?") and len(re.findall(r"[.!?](?=\s)", prompt)) >= 1
+
+
+def topic_lessons(lessons: dict[str, list[tuple[str, list[str], int]]], topic: str) -> list[str]:
+    """The lessons whose quiz asks a syllabus topic (see QUIZ_TOPICS)."""
+    prompt_re, right_re = QUIZ_TOPICS[topic]
+    return [lesson for lesson, qs in lessons.items()
+            if any(re.search(prompt_re, q[0], re.I) and re.search(right_re, q[1][q[2]], re.I) for q in qs)]
+
+
+def test_no_quiz_question_is_repeated_across_lessons():
+    lessons = {p.stem: quiz_questions(p) for p in LESSONS}
+    repeats = repeated_questions(lessons)
+    repeats += [f"{topic!r} in {', '.join(where)}" for topic in QUIZ_TOPICS
+                if len(where := topic_lessons(lessons, topic)) > 1]
+    assert not repeats, "asked in two lessons:\n" + "\n".join(repeats)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_right_answers_are_spread_over_the_positions(path):
+    questions = quiz_questions(path)
+    assert len(questions) >= 5, "a lesson quiz asks at least five questions"
+    crowded = crowded_positions(questions)
+    assert not crowded, f"too many right answers at {crowded} of {len(questions)} questions"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_each_quiz_has_at_least_two_scenario_questions(path):
+    scenarios = [q[0] for q in quiz_questions(path) if is_scenario(q[0])]
+    assert len(scenarios) >= 2, f"only {len(scenarios)} question(s) set a situation before asking"
+
+
+def test_the_quiz_rules_catch_what_they_are_for():
+    """The checks above on made-up quizzes: a reworded repeat, a shared right answer, a crowded letter."""
+    q = lambda prompt, right, answer=0: (prompt, [right, "x", "y", "z"][:4], answer)  # noqa: E731
+    assert repeated_questions({
+        "one": [q("Which command prints the SQL of a migration without applying it?", "sqlmigrate")],
+        "two": [q("Which command shows a migration's SQL without applying it?", "sqlmigrate app name")],
+    })
+    assert repeated_questions({
+        "one": [q("What does an entry in dependencies point at?", "A migration that must run before this one")],
+        "two": [q("In a migration file, what does the list name?", "The migrations that must run before this one")],
+    })
+    assert not repeated_questions({
+        "one": [q("What does makemigrations write?", "Python files describing model changes")],
+        "two": [q("What does --fake record?", "A row in django_migrations, without running SQL")],
+    })
+    assert crowded_positions([q("a?", "r", 1)] * 3 + [q("b?", "r", 0)] * 2) == {"b": 3}
+    assert crowded_positions([q("a?", "r", k) for k in (0, 1, 2, 3, 0)]) == {}
+    assert is_scenario("You edited an applied migration. What happens next?")
+    assert not is_scenario("What does migrate do?")
+
+
 # --------------------------------------------------------------- each lesson
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
@@ -153,6 +256,8 @@ def test_lesson_structure(path):
     assert first.cell_type == "markdown"
     m = re.match(r"# Lesson (\d+) · \S", first.source)
     assert m and int(m.group(1)) == number, f"cell 0 must start with '# Lesson {number} · Title'"
+    assert re.search(r"^\*About \d+ minutes\.\*$", first.source, re.M), \
+        "say near the top about how long the lesson takes: *About N minutes.*"
     assert "By the end of this lesson" in first.source
     assert len(re.findall(r"^\s*[-*] ", first.source, re.M)) >= 3, "list what the learner will be able to do"
     assert cells[1].cell_type == "code" and tags(cells[1]) == ["setup"]
@@ -167,7 +272,7 @@ def test_lesson_structure(path):
         "a quiz cell's code (which holds the answers) is folded in JupyterLab"
     assert all(re.match(r"[^\n]*\bquiz: \d+ questions? \(run this cell", output_text(c), re.I) for c in quiz), \
         "the quiz must be its cell's last expression"
-    assert any("verify(" in c.source for c in code[1:]), "a practice cell with a visible check"
+    assert any(is_practice(c) and "verify(" in c.source for c in code), "a practice cell with a visible check"
     recap = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and re.search(r"\brecap\b", c.source, re.I)]
     assert recap and recap[-1] >= len(cells) - 3, "a short recap comes right before the navigation"
     assert max(i for i, c in enumerate(cells) if c in quiz) < recap[-1], "the recap follows the quiz"
@@ -178,7 +283,7 @@ def test_stored_outputs_are_clean_and_readable(path):
     """Stored by the builder: every code cell ran, no errors, no walls of plumbing."""
     nb = read(path)
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or is_practice(cell):
             continue
         assert cell.execution_count is not None, f"cell {i} has no stored output: build the lesson"
         assert "execution" not in cell.metadata, f"cell {i} stores timings"
@@ -196,6 +301,21 @@ def test_stored_outputs_are_clean_and_readable(path):
             f"cell {i} prints machine details (paths, addresses):\n{raw[:500]}"
         assert raw.count("\n") <= MAX_OUTPUT_LINES, f"cell {i} prints {raw.count(chr(10))} lines: a wall"
     assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_practice_cells_are_stored_without_outputs(path):
+    """A practice or predict-first cell must not give its answer away in the stored lesson."""
+    cells = read(path).cells
+    practice = [i for i, c in enumerate(cells) if is_practice(c)]
+    assert practice, "a lesson has practice cells"
+    for i in practice:
+        assert cells[i].outputs == [] and cells[i].execution_count is None, \
+            f"practice cell {i} is stored with outputs: build the lesson"
+        assert "verify(" in cells[i].source, f"practice cell {i} has no visible check"
+    for i, c in enumerate(cells):
+        if c.cell_type == "code" and ("verify(" in c.source or "✏️" in c.source):
+            assert is_practice(c), f"cell {i} asks the learner for something: tag it {PRACTICE!r}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
@@ -230,9 +350,25 @@ def test_lesson_runs_twice_in_a_row_with_the_same_output(path, lab_env):
                     cell.outputs = []
                     client.execute_cell(cell, i)
             runs.append([checked_outputs(c) for c in nb.cells if c.cell_type == "code"])
+    practice = [is_practice(c) for c in stored.cells if c.cell_type == "code"]
     for n, got in enumerate(runs, 1):
         for k, (g, w) in enumerate(zip(got, want)):
-            assert g == w, f"run {n}, code cell {k}: output differs from the stored one"
+            if practice[k]:
+                # Stored empty; untouched, it runs without an error and every check says "Not yet".
+                text = "\n".join(str(t[-1]) for t in g)
+                assert not any(t[0] == "error" for t in g), f"run {n}, practice cell {k} raised: {text}"
+                assert "✗ Not yet" in text and "✓ " not in text, \
+                    f"run {n}, practice cell {k}: an untouched practice cell must say 'Not yet':\n{text}"
+            else:
+                assert g == w, f"run {n}, code cell {k}: output differs from the stored one"
+
+
+def test_a_cycle_message_is_compared_whatever_order_it_names_the_migrations_in():
+    """Lesson 3 prints Django's CircularDependencyError; the order of its names depends on the hash seed."""
+    one = sanitize("CircularDependencyError: library.0001_initial, loans.0001_initial\n")
+    other = sanitize("CircularDependencyError: loans.0001_initial, library.0001_initial\n")
+    assert one == other == "CircularDependencyError: <the migrations on the loop>\n"
+    assert sanitize("exit status: 1\n") == "exit status: 1\n"
 
 
 # --------------------------------------------------------------- the builder
@@ -268,6 +404,36 @@ def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_pa
     assert run("--no-execute").returncode == 0
     assert "Second, renamed" in read(paths[0]).cells[-1].source
     assert run("--check").returncode == 0
+
+
+def test_builder_runs_practice_cells_but_stores_them_without_outputs(tmp_path, lab_env):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    path = folder / "01_practice.ipynb"
+    practice = nbformat.v4.new_code_cell('answer = None  # ✏️\nprint("ran", answer)')
+    practice.metadata["tags"] = [PRACTICE]
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Lesson 1 · Practice"),
+        practice,
+        nbformat.v4.new_code_cell("answer"),  # the practice cell really ran before this one
+    ]), path)
+    run = lambda *a: subprocess.run([sys.executable, str(BUILDER), *a, str(path)],  # noqa: E731
+                                    capture_output=True, text=True, cwd=ROOT)
+    assert run().returncode == 0
+    cells = read(path).cells
+    assert tags(cells[2]) == [PRACTICE] and cells[2].outputs == [] and cells[2].execution_count is None
+    assert cells[3].execution_count is not None and cells[3].outputs == [], "None shows no result"
+    checked = run("--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # A practice cell saved with an output (say, from JupyterLab) is stale; --no-execute clears it.
+    nb = read(path)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran 0001_initial\n")]
+    nb.cells[2].execution_count = 4
+    nbformat.write(nb, path)
+    stale = run("--check")
+    assert stale.returncode == 1 and "practice cells [2] store outputs" in stale.stdout
+    assert run("--no-execute").returncode == 0 and read(path).cells[2].outputs == []
 
 
 def test_builder_refuses_to_save_a_lesson_whose_cell_fails(tmp_path, lab_env):
