@@ -28,3 +28,16 @@ c.GenerateFeedback.preprocessors = [
 
 # An assignment's rules.py is read by the grader only: never copied into release/ (nor next to a kernel).
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis", "rules.py"]
+
+# The exchange (nbgrader's release/fetch/submit/collect) for a class on this machine: .exchange/ in this
+# checkout, git-ignored, made here the first time any nbgrader command or the formgrader loads this file,
+# with the mode nbgrader's release_assignment wants (0o777: students write into <course>/inbound). A
+# shared JupyterHub sets its own root in /etc/jupyter/nbgrader_config.py; set it there and delete these lines.
+EXCHANGE = HERE / ".exchange"
+c.Exchange.root = str(EXCHANGE)
+if not EXCHANGE.is_dir():
+    try:
+        EXCHANGE.mkdir()
+        EXCHANGE.chmod(0o777)
+    except OSError:  # a read-only checkout (a sandbox, say): nbgrader says so when the exchange is used
+        pass
