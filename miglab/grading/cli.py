@@ -1,5 +1,5 @@
 """``python -m miglab.grading`` (or ``miglab-grade``): grade a class, check an assignment, import LMS downloads,
-write reports, check the gradebook."""
+write reports, export grades for an LMS, check the gradebook."""
 
 from __future__ import annotations
 
@@ -132,6 +132,22 @@ def cmd_integrity(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_export(args) -> int:
+    from .export import ExportError, default_output, export
+
+    course = Path(args.course).resolve()
+    db_url, course_id = _db(args, course)
+    output = Path(args.output) if args.output else default_output(course, args.assignment, args.format)
+    try:
+        report = export(db_url, course_id, args.assignment, args.format, output, column=args.column,
+                        roster=Path(args.roster) if args.roster else None, out_of=args.out_of)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.text())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m miglab.grading",
@@ -185,6 +201,28 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--course", default=".")
     c.add_argument("--no-run", action="store_true", help="skip grading the solutions and the blank release")
     c.set_defaults(func=cmd_check)
+
+    e = sub.add_parser("export", help="write the assignment's grades for an LMS import (Canvas, Moodle) or as the "
+                                      "per-question CSV",
+                       description="Grades from the gradebook in the shape an LMS gradebook import expects: "
+                                   "canvas (Canvas's Grades > Import: Student, ID, SIS User ID, SIS Login ID, Section, "
+                                   "one points column), moodle (the assignment's grading worksheet: Identifier, Grade, "
+                                   "...), csv (reports/<assignment>/grades.csv, one column per question). Students' LMS "
+                                   "ids come from --roster, else nbgrader's student table (lms_user_id, names, "
+                                   "e-mail), else the student id itself (digits: the LMS's id, as the LMS import "
+                                   "takes it from file names).")
+    e.add_argument("assignment")
+    e.add_argument("--format", choices=("canvas", "moodle", "csv"), default="canvas", help="default: canvas")
+    e.add_argument("--course", default=".")
+    e.add_argument("--db")
+    e.add_argument("-o", "--output", help="file to write (default: reports/<assignment>/canvas.csv, moodle.csv or "
+                                          "grades.csv)")
+    e.add_argument("--column", help="Canvas: the assignment column's header, e.g. 'Deep Dive (12345)' for an "
+                                    "existing Canvas assignment (default: the assignment id: a new assignment)")
+    e.add_argument("--roster", help="the LMS's own class file to take identities from: Canvas's gradebook export, "
+                                    "or Moodle's downloaded grading worksheet")
+    e.add_argument("--out-of", type=float, help="scale the totals to this many points (default: the assignment's)")
+    e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("integrity", help="check the gradebook's integrity for an assignment")
     v.add_argument("assignment")
