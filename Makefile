@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Tools that JupyterLab's extensions call by name (nbgrader's formgrader runs `alembic`) come from .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lab test grade release bench site clean
+.PHONY: setup lab test grade grade-me student-package release bench site clean
 
 setup: $(STAMP)
 
@@ -43,12 +43,27 @@ release: $(STAMP)
 	$(PY) tests/submissions/make_sample_class.py
 	$(PY) tests/submissions/hostile/make_hostile.py
 
-# Grade a whole class in parallel (python -m miglab.grading grade --help). With no GRADE arguments:
-# the sample class (tests/submissions/deep_dive) in the scratch course .grading/.
+# Grade a whole class in parallel: make grade ARGS="deep_dive -j 4 --force" runs
+# python -m miglab.grading grade deep_dive -j 4 --force (every option: python -m miglab.grading grade --help).
+# With no ARGS: the sample class (tests/submissions/deep_dive) in the scratch course .grading/.
+# (GRADE=... is the old name of ARGS and still works.)
+ARGS  ?=
 GRADE ?=
 grade: $(STAMP)
 	@sh tools/install_isolation.sh
-	$(PY) -m miglab.grading grade $(GRADE)
+	$(PY) -m miglab.grading grade $(GRADE) $(ARGS)
+
+# A learner grades their own working copy with the instructor's sandbox and judge (the notebook is only read):
+# make grade-me NOTEBOOK=release/deep_dive/deep_dive.ipynb   (python -m miglab.grading me --help)
+NOTEBOOK ?= release/deep_dive/deep_dive.ipynb
+grade-me: $(STAMP)
+	@sh tools/install_isolation.sh
+	$(PY) -m miglab.grading me "$(NOTEBOOK)" $(ARGS)
+
+# What a student needs to run the release notebooks: dist/student/ (the course package as a wheel, its pinned
+# requirements, the student's nbgrader settings, install.sh). A student runs: sh dist/student/install.sh
+student-package: $(STAMP)
+	$(PY) tools/student_package.py
 
 # Speed figures: lab commands (cold vs fork server vs in-process) and whole lessons.
 bench: $(STAMP)

@@ -1,5 +1,5 @@
 """``python -m miglab.grading`` (or ``miglab-grade``): grade a class, check an assignment, import LMS downloads,
-write reports, export grades for an LMS, check the gradebook."""
+write reports, export grades for an LMS, grade a learner's own copy, check the gradebook."""
 
 from __future__ import annotations
 
@@ -148,6 +148,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_me(args) -> int:
+    from .learner import grade_mine
+
+    course = Path(args.course).resolve()
+    mine = grade_mine(Path(args.notebook), course=course, assignment=args.assignment,
+                      out=Path(args.out) if args.out else None, unsafe=args.unsafe, limits=_limits(args, course))
+    print(mine.text())
+    return 1 if mine.result.status == "error" else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m miglab.grading",
@@ -223,6 +233,21 @@ def parser() -> argparse.ArgumentParser:
                                     "or Moodle's downloaded grading worksheet")
     e.add_argument("--out-of", type=float, help="scale the totals to this many points (default: the assignment's)")
     e.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("me", help="grade your own working copy of an assignment, as the instructor's grading would",
+                       description="Grade one learner's notebook with the instructor's pipeline (sandboxed kernel, "
+                                   "trusted judge, the course's time limits) in a scratch course made from source/; "
+                                   "print each question's score and where the feedback page is. The notebook is "
+                                   "only read, never changed.")
+    m.add_argument("notebook", help="your notebook, e.g. release/deep_dive/deep_dive.ipynb")
+    m.add_argument("--assignment", help="assignment id (default: the notebook's folder or file name)")
+    m.add_argument("--course", default=".", help="course folder holding source/ (default: the current folder)")
+    m.add_argument("--out", help="scratch course to grade in and keep for its feedback page "
+                                 "(default: .grading/me/<assignment>/)")
+    m.add_argument("--cell-timeout", type=float, help="seconds per cell (default: the course's Execute.timeout)")
+    m.add_argument("--wall", type=float, help="seconds for the whole notebook (default: max(600, 20 x cell timeout))")
+    m.add_argument("--unsafe", action="store_true", help="run the kernel without the sandbox")
+    m.set_defaults(func=cmd_me)
 
     v = sub.add_parser("integrity", help="check the gradebook's integrity for an assignment")
     v.add_argument("assignment")
