@@ -217,8 +217,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Grades from the gradebook in the shape an LMS gradebook import expects: "
                                    "canvas (Canvas's Grades > Import: Student, ID, SIS User ID, SIS Login ID, Section, "
                                    "one points column), moodle (the assignment's grading worksheet: Identifier, Grade, "
-                                   "...), csv (reports/<assignment>/grades.csv, one column per question). Students' LMS "
-                                   "ids come from --roster, else nbgrader's student table (lms_user_id, names, "
+                                   "...), csv (reports/<assignment>/grades.csv, one column per question). Students' "
+                                   "LMS ids come from --roster, else nbgrader's student table (lms_user_id, names, "
                                    "e-mail), else the student id itself (digits: the LMS's id, as the LMS import "
                                    "takes it from file names).")
     e.add_argument("assignment")
