@@ -5,7 +5,7 @@
 * every lesson runs twice in a row in one kernel ("Run All" again) with the
   same checked output both times;
 * the generated cells (setup, nav) and metadata are current;
-* structure: H1, time estimate, goals, setup, practice checks, quiz, recap, nav, all seven lessons;
+* structure: H1, time estimate, goals, setup, practice checks, quiz, recap, nav, all eight lessons;
 * practice cells (tag ``practice``) are stored without outputs, and an untouched one says "Not yet";
 * quizzes: every quiz topic of the syllabus is asked somewhere, no question is asked twice
   across lessons, each quiz has scenario questions, and right answers are spread over positions;
@@ -43,6 +43,7 @@ EXPECTED = [
     "05_escape_hatches.ipynb",
     "06_when_it_goes_wrong.ipynb",
     "07_wrap_up.ipynb",
+    "08_migrations_in_production.ipynb",
 ]
 LESSONS = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem for p in LESSONS]
@@ -101,7 +102,7 @@ def lab_env(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------- the course as a whole
 
-def test_all_seven_lessons_exist_in_order():
+def test_all_eight_lessons_exist_in_order():
     assert [p.name for p in LESSONS] == EXPECTED
 
 
