@@ -78,7 +78,7 @@ def write_course(course: Path, students: dict[str, dict[str, bytes]]) -> None:
 def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "miglab.grading", "grade", ASSIGNMENT, "--course", str(course),
-         "-j", "2", "--cell-timeout", "10", "--no-progress", "--no-feedback", *extra],
+         "-j", "2", "--cell-timeout", "10", "--no-progress", *extra],
         capture_output=True, text=True, timeout=1800, cwd=str(course))
 
 
@@ -152,8 +152,37 @@ def graded(tmp_path_factory):
 def test_the_command_ran_sandboxed(graded):
     done = graded["done"]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:]   # student-caused trouble never fails the command
     # every student was graded and recorded, none failed the grader itself
     assert set(graded["scores"]) == set(graded["students"])
+    assert "error" not in done.stdout.split("status:")[1].splitlines()[0]
+
+
+def hidden_lines() -> list[str]:
+    """Lines of the hidden test blocks that appear nowhere else in the instructor's notebook."""
+    nb = nbformat.read(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    pattern = r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS"
+    visible = "\n".join(re.sub(pattern, "", c.source, flags=re.S) for c in nb.cells)
+    lines = {line.strip() for c in nb.cells for block in re.findall(pattern, c.source, re.S)
+             for line in block.splitlines()}
+    return sorted(line for line in lines if len(line) > 12 and line not in visible)
+
+
+def test_no_feedback_page_shows_a_hidden_test(graded):
+    """Hooks that print every cell's source, replay it later and raise it as an error all fail."""
+    import html
+
+    hidden = hidden_lines()
+    assert len(hidden) > 40
+    for sid in graded["students"]:
+        page = graded["course"] / "feedback" / sid / ASSIGNMENT / f"{ASSIGNMENT}.html"
+        text = html.unescape(page.read_text())
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, (sid, leaked[:3])
+    leak = html.unescape((graded["course"] / "feedback" / "hostile_leak_hidden_tests" / ASSIGNMENT /
+                          f"{ASSIGNMENT}.html").read_text())
+    assert "output of the grading run not shown" in leak and "raised NotImplementedError while it was graded" in leak
+    assert "STOLEN EARLIER: " not in leak   # the replayed sources never show (the attack's own code does)
 
 
 def test_honest_students_are_unaffected(graded):
@@ -181,6 +210,8 @@ def test_looking_around_reaches_nothing(graded):
     own = "/home/student/work/"  # the kernel's private copy of its own submission: all it may see
     [found] = reports(course, "hostile_read_answers")
     assert found["found"] and all(p.startswith(own) for p in found["found"])
+    [lookup] = reports(course, "hostile_package_lookup")
+    assert lookup["key_tables"] == [] and lookup["modules"] >= 20   # it looked everywhere and found no key
     [written] = reports(course, "hostile_write_results")
     assert all(p.startswith(own) for p in written["written"])
     [net] = reports(course, "hostile_network")
@@ -209,7 +240,7 @@ def test_without_the_sandbox_the_same_attacks_pay(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     got = scores(course, students)
     quiz = {gid: s for gid, s in got["hostile_read_answers"].items() if gid.startswith("quiz_")}
-    assert quiz and all(s == 1.0 for s in quiz.values())   # the answer key was found and used
+    assert quiz and all(s == 1.0 for s in quiz.values())   # the quiz key, read from source/, was used
     [found] = reports(course, "hostile_read_answers")
-    assert any(p.endswith("answer_key.json") for p in found["found"])
+    assert any("/source/" in p and p.endswith(".ipynb") for p in found["found"])
     assert {"shadow": "imported"} in reports(course, "hostile_shadow_package")

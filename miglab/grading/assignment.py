@@ -35,7 +35,7 @@ from typing import Any
 
 from .model import AssignmentInfo, CellInfo
 from .plan import read_plan
-from .rules import RULES_FILE
+from .rulebook import RULES_FILE
 
 PACKAGE = Path(__file__).resolve().parents[1]    # miglab/
 DEFAULT_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]

@@ -72,13 +72,13 @@ def _withheld(outputs: list) -> list:
     errors = [o for o in outputs if o.get("output_type") == "error" and o.get("ename") != NOT_RUN]
     shown_any = any(o.get("output_type") != "error" and _visible(o) for o in outputs)
     out = list(kept)
+    if shown_any:
+        out.append(new_output("stream", name="stdout", text=WITHHELD + "\n"))
     if errors:
         name = str(errors[-1].get("ename", ""))
         kind = name if isinstance(getattr(builtins, name, None), type) and name.isidentifier() else "an exception"
         out.append(new_output("error", ename=kind, evalue="(the message is not shown after hidden tests ran)",
                               traceback=[f"This cell raised {kind} while it was graded."]))
-    elif shown_any:
-        out.append(new_output("stream", name="stdout", text=WITHHELD + "\n"))
     return out
 
 

@@ -34,7 +34,7 @@ from ..evidence.convert import equal_json, shown
 from ..evidence.record import EVIDENCE_MIME
 from ..evidence.verdict import NOTHING, BadAnswer, Call, Verdict, as_verdict
 from .plan import CellPlan, Plan, PlannedCall
-from .rules import RuleBook, RuleError
+from .rulebook import RuleBook, RuleError
 from .scan import CodeScan
 
 MAX_RECORDS = 10_000   # evidence records read from one cell

@@ -46,8 +46,6 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):   # not Linux: nothing to ask for
         return
-    if os.getppid() == 1:   # the parent is already gone: the signal will never come
-        os._exit(1)
 
 
 def warm_up() -> None:

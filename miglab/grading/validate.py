@@ -27,7 +27,7 @@ from pathlib import Path
 from .assignment import AssignmentError, prepare
 from .model import AssignmentInfo
 from .plan import BEGIN_HIDDEN, CellPlan, Plan
-from .rules import RuleBook, RuleError
+from .rulebook import RuleBook, RuleError
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 

@@ -192,7 +192,7 @@ _prepared: dict[str, tuple] = {}
 def _plan_and_rules(task: Task) -> tuple:
     """The assignment's plan and rule book, made once per process and assignment version."""
     from .plan import Plan
-    from .rules import RuleBook
+    from .rulebook import RuleBook
 
     a = task.assignment
     if a.version not in _prepared:

