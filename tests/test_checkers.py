@@ -24,7 +24,7 @@ from miglab.evidence import probes
 from miglab.evidence.convert import to_json
 from miglab.evidence.django_setup import ensure_django
 from miglab.grading.context import JudgeContext, local_runner
-from miglab.grading.rules import RuleBook
+from miglab.grading.rulebook import RuleBook
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "source" / "deep_dive"

@@ -16,7 +16,7 @@ from miglab.evidence import EVIDENCE_MIME
 from miglab.evidence.record import describe_call
 from miglab.grading.judge import evidence_records, judge_notebook
 from miglab.grading.plan import Plan, plan_notebook, read_plan, segments
-from miglab.grading.rules import RuleBook
+from miglab.grading.rulebook import RuleBook
 from miglab.grading.scan import scan_sources
 from miglab.grading.validate import validate
 
