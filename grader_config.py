@@ -1,9 +1,17 @@
 """This course's nbgrader settings. `nbgrader_config.py` loads this file, so the
 nbgrader command line and JupyterLab's nbgrader extension both see them."""
 
+import os
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads the file)
+
+# nbgrader runs `alembic` by name when it makes a gradebook: run as .venv/bin/nbgrader without the venv on
+# PATH, `generate_assignment --force` would delete release/<a> and then fail. The venv's bin folder first.
+_BIN = os.path.dirname(sys.executable)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
 HERE = Path(__file__).resolve().parent
 

@@ -92,10 +92,11 @@ def _hash_files(h: Any, base: Path, patterns: list[str]) -> None:
 
 
 # The package's code that decides a grade: the engine, the evidence and its checkers, the sandbox,
-# and the lab that scenarios run in. Reports, charts and the LMS import change no score.
+# and the lab that scenarios run in. Reports, charts, exports, the LMS import and the command line change no
+# score (the command line's time limits are part of each task, and a task is regraded when they change).
 GRADING_CODE = ("grading", "evidence", "sandbox", "lab/scenario.py", "lab/project.py", "lab/runner.py",
                 "lab/display.py", "lab/template")
-NOT_GRADING = ["__pycache__", "*.pyc", "reports.py", "chart.py", "lms.py", "export.py"]
+NOT_GRADING = ["__pycache__", "*.pyc", "reports.py", "chart.py", "lms.py", "export.py", "learner.py", "cli.py"]
 
 
 def code_hash() -> str:

@@ -84,9 +84,11 @@ def cmd_grade(args) -> int:
 def cmd_import(args) -> int:
     from .lms import LMSImportError, import_submissions
 
+    course = Path(args.course).resolve()
     try:
-        report = import_submissions(args.source, Path(args.course), args.assignment, notebook=args.notebook,
-                                    id_regex=args.id_regex, replace=args.replace)
+        report = import_submissions(args.source, course, args.assignment, notebook=args.notebook,
+                                    id_regex=args.id_regex, replace=args.replace, due=args.due,
+                                    db_url=args.db or _db(args, course)[0])
     except LMSImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -197,6 +199,9 @@ def parser() -> argparse.ArgumentParser:
                                       "(group 'id' or group 1)")
     i.add_argument("--replace", action="store_true", help="replace a different existing submission "
                                                           "(the old folder is kept beside it)")
+    i.add_argument("--due", help="the assignment's due date (\"2026-12-15 17:00:00 UTC\"), for lateness marked in "
+                                 "Canvas file names (default: the gradebook's due date)")
+    i.add_argument("--db", help="gradebook SQLAlchemy URL holding the due date (default: the course's)")
     i.set_defaults(func=cmd_import)
 
     r = sub.add_parser("report", help="write reports/<assignment>/grades.csv and scores.png from the gradebook")

@@ -8,6 +8,7 @@
 * :mod:`~miglab.lab.graph`: the migration graph as data and as a picture;
 * :mod:`~miglab.lab.quiz` and :mod:`~miglab.lab.practice`: quizzes and
   practice checks with instant feedback;
+* :mod:`~miglab.lab.postgres`: the private PostgreSQL server PostgreSQL labs run on;
 * :mod:`~miglab.lab.scenario`: a migration exercise run for real (files,
   rows, commands, what the database holds after each).
 

@@ -284,6 +284,9 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
     mounts: list[tuple[str, str, bool]] = []   # (host source, inside target, writable)
     for root in _python_roots():
         mounts.append((str(root), str(root), False))
+    for prefix in {Path(sys.prefix), Path(sys.base_prefix)}:
+        if prefix.resolve() != prefix:   # a venv reached through a link: it is started by that path
+            mounts.append((str(prefix.resolve()), str(prefix), False))
     pkg = _package_dir()
     if not any(pkg.is_relative_to(r) for r in _python_roots()):
         mounts.append((str(pkg), str(pkg), False))
