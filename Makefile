@@ -49,9 +49,10 @@ release: $(STAMP)
 # (GRADE=... is the old name of ARGS and still works.)
 ARGS  ?=
 GRADE ?=
+SAMPLE ?= tests/submissions/deep_dive
 grade: $(STAMP)
 	@sh tools/install_isolation.sh
-	$(PY) -m miglab.grading grade $(GRADE) $(ARGS)
+	$(PY) -m miglab.grading grade $(if $(strip $(GRADE)$(ARGS)),$(GRADE) $(ARGS),--sample-class $(SAMPLE))
 
 # A learner grades their own working copy with the instructor's sandbox and judge (the notebook is only read):
 # make grade-me NOTEBOOK=release/deep_dive/deep_dive.ipynb   (python -m miglab.grading me --help)

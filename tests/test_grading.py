@@ -38,6 +38,7 @@ from miglab.grading.lms import import_submissions, student_id  # noqa: E402
 
 PY = sys.executable
 LIMITS = TimeLimits(cell_timeout=3, interrupt_grace=2, wall=120)
+SAMPLE_CLASS = REPO / "tests" / "submissions" / "deep_dive"
 CONFIG = """c = get_config()
 c.CourseDirectory.course_id = "tinycourse"
 c.OverwriteCells.add_missing_cells = True
@@ -211,13 +212,13 @@ def test_a_failing_judge_withholds_scores_instead_of_trusting_the_kernel(tmp_pat
     """nbgrader's scores come from inside the student's kernel: if the judge cannot decide, the
     submission is a recorded grader error with every cell at 0, never a silent fall-back."""
     import miglab.grading.judge
-    from miglab.grading.cli import SAMPLE_CLASS, make_sample_course
+    from miglab.grading.cli import make_sample_course
 
     def broken(*args, **kwargs):
         raise RuntimeError("judge out of order")
 
     monkeypatch.setattr(miglab.grading.judge, "judge_notebook", broken)
-    course = make_sample_course(tmp_path / "course")
+    course = make_sample_course(SAMPLE_CLASS, tmp_path / "course")
     task = Task(student_id="perfect", assignment=prepare(course, "deep_dive"),
                 files={"deep_dive.ipynb": (SAMPLE_CLASS / "perfect.ipynb").read_bytes()},
                 submission_hash="h", limits=TimeLimits(cell_timeout=30), kernel=default_kernel(unsafe=True))
@@ -312,9 +313,9 @@ def test_sample_class_is_generated_from_the_current_assignment():
 
 def test_sample_class_grades_to_the_exact_expected_scores(tmp_path):
     """`make grade` without arguments does this in .grading/; here in a temporary course."""
-    from miglab.grading.cli import SAMPLE_CLASS, make_sample_course
+    from miglab.grading.cli import make_sample_course
 
-    course = make_sample_course(tmp_path / "course")
+    course = make_sample_course(SAMPLE_CLASS, tmp_path / "course")
     expected = json.loads((SAMPLE_CLASS / "expected.json").read_text())
     before = tree_hash(course / "submitted")
     summary = grade_assignment(course, "deep_dive", workers=2, limits=TimeLimits(cell_timeout=10, interrupt_grace=3),

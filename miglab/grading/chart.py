@@ -92,21 +92,39 @@ def write_chart(path: Path, questions: list[str], rows: list[dict], max_scores: 
 
     plt = pyplot()
     summary = question_summary(questions, rows, max_scores)
-    n_q = max(len(summary), 1)
     max_total = float(max_scores.get("total", sum(s.max_score for s in summary)))
     totals = [float(r.get("total", 0.0) or 0.0) for r in rows]
+    layout = _Layout(summary)
+    fig = plt.figure(figsize=(layout.width, layout.height))
+    _question_bars(fig.add_axes(layout.bars), summary, bool(rows))
+    _totals(fig.add_axes(layout.histogram), totals, max_total)
+    fig.text(*layout.reading, READING, fontsize=8, va="top", ha="left", color="#444444", linespacing=1.5)
+    fig.suptitle(title, fontsize=11, x=0.2 / layout.width, ha="left", y=1 - 0.2 / layout.height, va="top")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
 
-    # Fixed sizes in inches (no tight_layout: measuring text costs most of a second for 40 labels).
-    label_w = 0.4 + 0.068 * max((len(f"{s.question} ({s.max_score:g} pt)") for s in summary), default=8)
-    bar_w, gap, hist_w, right = 4.6, 1.25, 3.6, 0.3
-    top_in, bottom_in, bars_h, hist_h, reading_h = 0.95, 0.65, max(1.2, 0.24 * n_q), 3.0, 1.2
-    height = top_in + max(bars_h, hist_h + 0.7 + reading_h) + bottom_in
-    width = label_w + bar_w + gap + hist_w + right
-    fig = plt.figure(figsize=(width, height))
-    ax = fig.add_axes((label_w / width, 1 - (top_in + bars_h) / height, bar_w / width, bars_h / height))
-    hx = fig.add_axes(((label_w + bar_w + gap) / width, 1 - (top_in + hist_h) / height, hist_w / width, hist_h / height))
 
-    # Left: mean share per question, hardest on top, with the share at full marks beside each bar.
+class _Layout:
+    """Fixed sizes in inches (no tight_layout: measuring text costs most of a second for 40 labels)."""
+
+    def __init__(self, summary: list) -> None:
+        n_q = max(len(summary), 1)
+        label_w = 0.4 + 0.068 * max((len(f"{s.question} ({s.max_score:g} pt)") for s in summary), default=8)
+        bar_w, gap, hist_w, right = 4.6, 1.25, 3.6, 0.3
+        top_in, bottom_in, bars_h, hist_h, reading_h = 0.95, 0.65, max(1.2, 0.24 * n_q), 3.0, 1.2
+        self.height = h = top_in + max(bars_h, hist_h + 0.7 + reading_h) + bottom_in
+        self.width = w = label_w + bar_w + gap + hist_w + right
+        self.bars = (label_w / w, 1 - (top_in + bars_h) / h, bar_w / w, bars_h / h)
+        self.histogram = ((label_w + bar_w + gap) / w, 1 - (top_in + hist_h) / h, hist_w / w, hist_h / h)
+        self.reading = ((label_w + bar_w + gap) / w, 1 - (top_in + hist_h + 0.75) / h)
+
+
+def _question_bars(ax, summary: list, any_rows: bool) -> None:
+    """Mean share per question, hardest on top, with the share at full marks beside each bar."""
     ys = list(range(len(summary)))
     ax.barh(ys, [s.mean_share for s in summary], height=0.7, color=[COLOURS[s.level] for s in summary])
     ax.set_yticks(ys, [f"{s.question} ({s.max_score:g} pt)" for s in summary], fontsize=8)
@@ -125,10 +143,12 @@ def write_chart(path: Path, questions: list[str], rows: list[dict], max_scores: 
     ax.text(1.02, 1.005, "at full\nmarks", va="bottom", ha="left", fontsize=7, color="#666666",
             transform=ax.transAxes)
     ax.set_title("Hardest questions first", fontsize=10, loc="left")
-    if not rows:
+    if not any_rows:
         ax.text(0.5, 0.5, "no students", transform=ax.transAxes, ha="center", va="center", fontsize=12)
 
-    # Right: the distribution of totals.
+
+def _totals(hx, totals: list[float], max_total: float) -> None:
+    """The distribution of totals, the mean marked."""
     edges, counts = total_histogram(totals, max_total)
     hx.bar([(a + b) / 2 for a, b in zip(edges, edges[1:])], counts, width=(edges[1] - edges[0]) * 0.92,
            color="#8172b2")
@@ -139,18 +159,8 @@ def write_chart(path: Path, questions: list[str], rows: list[dict], max_scores: 
     hx.yaxis.get_major_locator().set_params(integer=True)
     if totals:
         mean = sum(totals) / len(totals)
-        median = statistics.median(totals)
         hx.axvline(mean, color="#222222", linewidth=1.2)
-        hx.set_title(f"Totals: mean {mean:.1f}, median {median:g} (of {max_total:g})", fontsize=10, loc="left")
+        hx.set_title(f"Totals: mean {mean:.1f}, median {statistics.median(totals):g} (of {max_total:g})",
+                     fontsize=10, loc="left")
     else:
         hx.set_title("Totals", fontsize=10, loc="left")
-
-    fig.text((label_w + bar_w + gap) / width, 1 - (top_in + hist_h + 0.75) / height, READING,
-             fontsize=8, va="top", ha="left", color="#444444", linespacing=1.5)
-    fig.suptitle(title, fontsize=11, x=0.2 / width, ha="left", y=1 - 0.2 / height, va="top")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path

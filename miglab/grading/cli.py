@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_ASSIGNMENT = "deep_dive"
-SAMPLE_COURSE = REPO / ".grading"
-SAMPLE_CLASS = REPO / "tests" / "submissions" / SAMPLE_ASSIGNMENT
+SAMPLE_COURSE = REPO / ".grading"     # where `grade --sample-class DIR` grades (git-ignored, safe to delete)
 SAMPLE_CELL_TIMEOUT = 15.0
 
 
@@ -35,11 +33,13 @@ def _executor(args):
     return Client(args.dask)
 
 
-def make_sample_course(dest: Path = SAMPLE_COURSE, assignment: str = SAMPLE_ASSIGNMENT,
-                       submissions: Path = SAMPLE_CLASS) -> Path:
-    """A scratch course: this repo's source/<assignment>, its nbgrader settings, the sample class."""
+def make_sample_course(submissions: Path, dest: Path = SAMPLE_COURSE) -> Path:
+    """A scratch course: this repo's nbgrader settings, ``source/<assignment>`` and a folder of sample
+    submissions (``<student>.ipynb`` files), where the folder's name is the assignment's."""
     from .lms import import_submissions
 
+    submissions = Path(submissions).resolve()
+    assignment = submissions.name
     src = REPO / "source" / assignment
     if not src.is_dir():
         raise SystemExit(f"no {src}: the sample class needs the assignment source")
@@ -62,13 +62,14 @@ def make_sample_course(dest: Path = SAMPLE_COURSE, assignment: str = SAMPLE_ASSI
 def cmd_grade(args) -> int:
     from .coordinator import default_kernel, grade_assignment
 
-    if args.assignment is None:
-        course = make_sample_course()
-        assignment = SAMPLE_ASSIGNMENT
+    if args.sample_class:
+        course = make_sample_course(Path(args.sample_class))
+        assignment = Path(args.sample_class).resolve().name
         if not args.cell_timeout:
             args.cell_timeout = SAMPLE_CELL_TIMEOUT
-        print(f"No assignment given: grading the sample class ({SAMPLE_CLASS.relative_to(REPO)}) "
-              f"in the scratch course {course}", flush=True)
+        print(f"Grading the sample class {args.sample_class} in the scratch course {course}", flush=True)
+    elif args.assignment is None:
+        raise SystemExit("say which assignment to grade (or --sample-class DIR): see --help")
     else:
         course, assignment = Path(args.course).resolve(), args.assignment
     summary = grade_assignment(
@@ -160,17 +161,15 @@ def cmd_me(args) -> int:
     return 1 if mine.result.status == "error" else 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m miglab.grading",
-        description="Batch grading for the course: every submission graded by real nbgrader, in parallel; "
-                    "a bad submission gets a recorded result with a reason and never stops the class.")
-    sub = p.add_subparsers(dest="command", required=True)
+def _grade_command(sub) -> None:
 
     g = sub.add_parser("grade", help="grade all new or changed submissions of an assignment",
-                       description="Grade submitted/<student>/<assignment>/ for every student. Without an "
-                                   "assignment: grade the sample class in the scratch course .grading/.")
-    g.add_argument("assignment", nargs="?", help="assignment id (default: the sample class)")
+                       description="Grade submitted/<student>/<assignment>/ for every student (or, with "
+                                   "--sample-class, a folder of sample submissions in the scratch course .grading/).")
+    g.add_argument("assignment", nargs="?", help="assignment id")
+    g.add_argument("--sample-class", metavar="DIR", help="grade a folder of sample submissions (<student>.ipynb) "
+                                                         "in the scratch course .grading/ instead; the folder's "
+                                                         "name is the assignment's")
     g.add_argument("--course", default=".", help="course folder holding nbgrader_config.py, source/, submitted/ "
                                                  "(default: the current folder)")
     g.add_argument("--db", help="gradebook SQLAlchemy URL (default: the course's, sqlite:///<course>/gradebook.db); "
@@ -190,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
                         "every submission: the way forward after changing an assignment's graded cells")
     g.set_defaults(func=cmd_grade)
 
+
+def _import_command(sub) -> None:
     i = sub.add_parser("import", help="import an LMS download (folder or zip of notebooks) as submissions")
     i.add_argument("source", help="folder or .zip of notebooks, one per student")
     i.add_argument("assignment", help="assignment id")
@@ -204,12 +205,16 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--db", help="gradebook SQLAlchemy URL holding the due date (default: the course's)")
     i.set_defaults(func=cmd_import)
 
+
+def _report_command(sub) -> None:
     r = sub.add_parser("report", help="write reports/<assignment>/grades.csv and scores.png from the gradebook")
     r.add_argument("assignment")
     r.add_argument("--course", default=".")
     r.add_argument("--db")
     r.set_defaults(func=cmd_report)
 
+
+def _check_command(sub) -> None:
     c = sub.add_parser("check", help="check an assignment before release: cells, points, rules, keys, release/, "
                                      "and that the solutions earn every point")
     c.add_argument("assignment")
@@ -217,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-run", action="store_true", help="skip grading the solutions and the blank release")
     c.set_defaults(func=cmd_check)
 
+
+def _export_command(sub) -> None:
     e = sub.add_parser("export", help="write the assignment's grades for an LMS import (Canvas, Moodle) or as the "
                                       "per-question CSV",
                        description="Grades from the gradebook in the shape an LMS gradebook import expects: "
@@ -239,12 +246,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out-of", type=float, help="scale the totals to this many points (default: the assignment's)")
     e.set_defaults(func=cmd_export)
 
+
+def _me_command(sub) -> None:
     m = sub.add_parser("me", help="grade your own working copy of an assignment, as the instructor's grading would",
                        description="Grade one learner's notebook with the instructor's pipeline (sandboxed kernel, "
                                    "trusted judge, the course's time limits) in a scratch course made from source/; "
                                    "print each question's score and where the feedback page is. The notebook is "
                                    "only read, never changed.")
-    m.add_argument("notebook", help="your notebook, e.g. release/deep_dive/deep_dive.ipynb")
+    m.add_argument("notebook", help="your notebook, e.g. release/<assignment>/<assignment>.ipynb")
     m.add_argument("--assignment", help="assignment id (default: the notebook's folder or file name)")
     m.add_argument("--course", default=".", help="course folder holding source/ (default: the current folder)")
     m.add_argument("--out", help="scratch course to grade in and keep for its feedback page "
@@ -254,11 +263,28 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--unsafe", action="store_true", help="run the kernel without the sandbox")
     m.set_defaults(func=cmd_me)
 
+
+def _integrity_command(sub) -> None:
     v = sub.add_parser("integrity", help="check the gradebook's integrity for an assignment")
     v.add_argument("assignment")
     v.add_argument("--course", default=".")
     v.add_argument("--db")
     v.set_defaults(func=cmd_integrity)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m miglab.grading",
+        description="Batch grading for the course: every submission graded by real nbgrader, in parallel; "
+                    "a bad submission gets a recorded result with a reason and never stops the class.")
+    sub = p.add_subparsers(dest="command", required=True)
+    _grade_command(sub)
+    _import_command(sub)
+    _report_command(sub)
+    _check_command(sub)
+    _export_command(sub)
+    _me_command(sub)
+    _integrity_command(sub)
     return p
 
 

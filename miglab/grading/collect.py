@@ -249,94 +249,107 @@ def read_submission(folder: Path, *, max_total: int = MAX_SUBMISSION_BYTES, max_
     the others are neither read nor listed as skipped (links, devices, pipes and sockets still are).
     Never raises for what is in the folder.
     """
-    folder = Path(folder)
     try:
-        top = _open_folder(folder, base)
+        top = _open_folder(Path(folder), base)
     except _Refused as exc:
         return Collected(files={}, refused=str(exc))
-
-    files: dict[str, bytes] = {}
-    skipped: list[tuple[str, str]] = []
-    state = {"total": 0, "entries": 0}
-    over_total = f"the submission is larger than {size_text(max_total)}, the limit for one submission"
-
-    def walk(dfd: int, prefix: str, depth: int) -> None:
-        names = []
-        with os.scandir(dfd) as it:
-            for entry in it:
-                if entry.name in IGNORED_NAMES:
-                    continue
-                state["entries"] += 1
-                if state["entries"] > max_entries:
-                    raise _TooLarge(f"the submission has more than {max_entries} files and folders, "
-                                    "the limit for one submission")
-                names.append(entry.name)
-        for name in sorted(names):
-            rel = prefix + name
-            try:
-                st = _lstat(name, dfd)
-            except FileNotFoundError:
-                skipped.append((rel, CHANGED))
-                continue
-            except OSError as exc:
-                skipped.append((rel, _unreadable(exc)))
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if depth >= max_depth:
-                    skipped.append((rel, f"a folder nested deeper than {max_depth} levels"))
-                    continue
-                try:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-                except OSError as exc:
-                    skipped.append((rel, _failed_open(name, dfd, exc)))
-                    continue
-                try:
-                    walk(sub, rel + "/", depth + 1)
-                except OSError as exc:
-                    skipped.append((rel, _unreadable(exc)))
-                finally:
-                    os.close(sub)
-                continue
-            if select is not None and stat.S_ISREG(st.st_mode) and not select(rel):
-                continue
-            why = _why_not(st)
-            if why is None and st.st_size > max_file:
-                why = f"larger than {size_text(max_file)}"
-            if why is None and state["total"] + st.st_size > max_total:
-                raise _TooLarge(over_total)
-            if why:
-                skipped.append((rel, why))
-                continue
-            fd, why = _open_regular(name, dfd)
-            if fd is None:
-                skipped.append((rel, why))
-                continue
-            try:
-                data = _read_all(fd, max_file)
-            except OSError as exc:
-                skipped.append((rel, _unreadable(exc)))
-                continue
-            finally:
-                os.close(fd)
-            if len(data) > max_file:
-                skipped.append((rel, f"larger than {size_text(max_file)}"))
-                continue
-            state["total"] += len(data)
-            if state["total"] > max_total:
-                raise _TooLarge(over_total)
-            files[rel] = data
-
+    walker = _Walker(max_total, max_file, max_depth, max_entries, select)
     try:
         collected_at = os.fstat(top).st_mtime
-        walk(top, "", 0)
+        walker.walk(top, "", 0)
     except _TooLarge as exc:
-        return Collected(files={}, skipped=skipped, too_large=str(exc), total_bytes=state["total"],
+        return Collected(files={}, skipped=walker.skipped, too_large=str(exc), total_bytes=walker.total,
                          collected_at=collected_at)
     except OSError as exc:
         return Collected(files={}, refused=f"the folder is {_unreadable(exc)}")
     finally:
         os.close(top)
-    return Collected(files=files, skipped=skipped, total_bytes=state["total"], collected_at=collected_at)
+    return Collected(files=walker.files, skipped=walker.skipped, total_bytes=walker.total,
+                     collected_at=collected_at)
+
+
+class _Walker:
+    """One walk of a submission folder, every name opened relative to its open parent."""
+
+    def __init__(self, max_total: int, max_file: int, max_depth: int, max_entries: int, select) -> None:
+        self.max_total, self.max_file, self.max_depth, self.max_entries = max_total, max_file, max_depth, max_entries
+        self.select = select
+        self.files: dict[str, bytes] = {}
+        self.skipped: list[tuple[str, str]] = []
+        self.total = self.entries = 0
+        self.over_total = f"the submission is larger than {size_text(max_total)}, the limit for one submission"
+
+    def walk(self, dfd: int, prefix: str, depth: int) -> None:
+        for name in self._names(dfd):
+            rel = prefix + name
+            try:
+                st = _lstat(name, dfd)
+            except FileNotFoundError:
+                self.skipped.append((rel, CHANGED))
+                continue
+            except OSError as exc:
+                self.skipped.append((rel, _unreadable(exc)))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self._folder(dfd, name, rel, depth)
+            elif self.select is None or not stat.S_ISREG(st.st_mode) or self.select(rel):
+                self._file(dfd, name, rel, st)
+
+    def _names(self, dfd: int) -> list[str]:
+        names = []
+        with os.scandir(dfd) as it:
+            for entry in it:
+                if entry.name in IGNORED_NAMES:
+                    continue
+                self.entries += 1
+                if self.entries > self.max_entries:
+                    raise _TooLarge(f"the submission has more than {self.max_entries} files and folders, "
+                                    "the limit for one submission")
+                names.append(entry.name)
+        return sorted(names)
+
+    def _folder(self, dfd: int, name: str, rel: str, depth: int) -> None:
+        if depth >= self.max_depth:
+            self.skipped.append((rel, f"a folder nested deeper than {self.max_depth} levels"))
+            return
+        try:
+            sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+        except OSError as exc:
+            self.skipped.append((rel, _failed_open(name, dfd, exc)))
+            return
+        try:
+            self.walk(sub, rel + "/", depth + 1)
+        except OSError as exc:
+            self.skipped.append((rel, _unreadable(exc)))
+        finally:
+            os.close(sub)
+
+    def _file(self, dfd: int, name: str, rel: str, st: os.stat_result) -> None:
+        why = _why_not(st)
+        if why is None and st.st_size > self.max_file:
+            why = f"larger than {size_text(self.max_file)}"
+        if why is None and self.total + st.st_size > self.max_total:
+            raise _TooLarge(self.over_total)
+        fd = None
+        if why is None:
+            fd, why = _open_regular(name, dfd)
+        if fd is None:
+            self.skipped.append((rel, why))
+            return
+        try:
+            data = _read_all(fd, self.max_file)
+        except OSError as exc:
+            self.skipped.append((rel, _unreadable(exc)))
+            return
+        finally:
+            os.close(fd)
+        if len(data) > self.max_file:
+            self.skipped.append((rel, f"larger than {size_text(self.max_file)}"))
+            return
+        self.total += len(data)
+        if self.total > self.max_total:
+            raise _TooLarge(self.over_total)
+        self.files[rel] = data
 
 
 # ----------------------------------------------------------------------------- submission time

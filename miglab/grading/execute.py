@@ -271,91 +271,98 @@ class ResilientExecute(Execute):
             cell.source = original
 
     def preprocess(self, nb, resources=None, km=None):
+        """Run every code cell; whatever goes wrong, keep what ran and say why the rest did not."""
         from nbclient.client import NotebookClient
 
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        path = (resources or {}).get("metadata", {}).get("path", "")
-        status, reason = model.OK, ""
-        kernel_start = cell_seconds = 0.0
-        timed_out_cells: list[int] = []
-        failure: str | None = None
-        started = time.monotonic()
-
-        def code_cells_from(start):
-            return [c for c in self.nb.cells[start:] if c.cell_type == "code" and c.source.strip()]
-
+        run = _Run(path=(resources or {}).get("metadata", {}).get("path", ""))
         try:
             with self.setup_kernel():
                 info_msg = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
-                kernel_start = time.monotonic() - started
-                for index, cell in enumerate(self.nb.cells):
-                    if cell.cell_type != "code" or not cell.source.strip():
-                        continue
-                    remaining = self._remaining()
-                    if remaining is not None and remaining <= 0:
-                        status, failure = model.WALL_LIMIT, (
-                            f"the submission reached its wall-clock limit before cell {index + 1}")
-                        break
-                    self._timed_out = False
-                    self._cut_by_deadline = False
-                    t0 = time.monotonic()
-                    try:
-                        self.preprocess_cell(cell, resources, index)
-                    except CellTimeoutError:
-                        # the interrupt was sent but the kernel never went idle (no output, no reply)
-                        self._timed_out = True
-                    except DeadKernelError:
-                        cell_seconds += time.monotonic() - t0
-                        status, failure = model.DEAD_KERNEL, f"the kernel died while running cell {index + 1}"
-                        cell.outputs.append(not_run_output(failure))
-                        index += 1
-                        break
-                    cell_seconds += time.monotonic() - t0
-                    if self._timed_out:
-                        if self._cut_by_deadline:
-                            status, failure = model.WALL_LIMIT, (
-                                f"the submission reached its wall-clock limit in cell {index + 1}")
-                            self.shutdown_kernel = "immediate"
-                            cell.outputs.append(not_run_output(failure))
-                            index += 1
-                            break
-                        timed_out_cells.append(index + 1)
-                        if not self._responsive(self.interrupt_grace):
-                            status, failure = model.HUNG, (
-                                f"cell {index + 1} ran past the {self.timeout:g} s limit and the kernel "
-                                "ignored the interrupt, so it was stopped")
-                            self.shutdown_kernel = "immediate"
-                            cell.outputs.append(not_run_output(failure))
-                            index += 1
-                            break
-                else:
-                    index = len(self.nb.cells)
-                if failure:
-                    for cell in code_cells_from(index):
-                        cell.outputs = [not_run_output(failure)]
-                        cell.execution_count = None
+                run.kernel_start = time.monotonic() - run.started
+                self._run_cells(run, resources)
         except DeadKernelError:
-            # the kernel died between cells or while being shut down
-            if not failure:
-                status, failure = model.DEAD_KERNEL, "the kernel died"
+            run.fail(model.DEAD_KERNEL, "the kernel died")   # between cells, or while being shut down
         except Exception as exc:  # the kernel could not be started
-            if kernel_start == 0.0 and not failure:
-                status, failure = model.KERNEL_FAILED, f"no kernel could be started: {exc.__class__.__name__}: {exc}"
-                for cell in code_cells_from(0):
-                    cell.outputs = [not_run_output(failure)]
-            else:
+            if run.kernel_start or run.failure:
                 raise
-        if not failure and timed_out_cells:
-            status = model.TIMEOUT
-            cells = ", ".join(map(str, timed_out_cells))
-            failure = f"cell {cells} ran past the {self.timeout:g} s limit and was interrupted"
-        reason = failure or ""
+            run.fail(model.KERNEL_FAILED, f"no kernel could be started: {type(exc).__name__}: {exc}")
+            self._not_run(0, run.failure)
+        run.finish(self.timeout)
         self.set_widgets_metadata()
-        _report(self.run_key, {
-            "path": path, "status": status, "reason": reason,
-            "kernel_start": kernel_start, "cell_seconds": cell_seconds,
-        })
+        _report(self.run_key, run.entry())
         return self.nb, self.resources
+
+    def _run_cells(self, run: _Run, resources) -> None:
+        for index, cell in enumerate(self.nb.cells):
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                run.fail(model.WALL_LIMIT, f"the submission reached its wall-clock limit before cell {index + 1}")
+                self._not_run(index, run.failure)
+                return
+            if not self._run_cell(run, cell, resources, index):
+                cell.outputs.append(not_run_output(run.failure))
+                self._not_run(index + 1, run.failure)
+                return
+
+    def _run_cell(self, run: _Run, cell, resources, index: int) -> bool:
+        """Run one cell; False when the run must stop there (the reason is in ``run``)."""
+        self._timed_out = self._cut_by_deadline = False
+        t0 = time.monotonic()
+        try:
+            self.preprocess_cell(cell, resources, index)
+        except CellTimeoutError:   # the interrupt was sent but the kernel never went idle
+            self._timed_out = True
+        except DeadKernelError:
+            run.cell_seconds += time.monotonic() - t0
+            run.fail(model.DEAD_KERNEL, f"the kernel died while running cell {index + 1}")
+            return False
+        run.cell_seconds += time.monotonic() - t0
+        if not self._timed_out:
+            return True
+        if self._cut_by_deadline:
+            run.fail(model.WALL_LIMIT, f"the submission reached its wall-clock limit in cell {index + 1}")
+        elif self._responsive(self.interrupt_grace):
+            run.timed_out_cells.append(index + 1)
+            return True
+        else:
+            run.fail(model.HUNG, f"cell {index + 1} ran past the {self.timeout:g} s limit and the kernel ignored "
+                                 "the interrupt, so it was stopped")
+        self.shutdown_kernel = "immediate"
+        return False
+
+    def _not_run(self, start: int, reason: str) -> None:
+        """Every code cell from ``start`` on gets an error output saying why it did not run."""
+        for cell in self.nb.cells[start:]:
+            if cell.cell_type == "code" and cell.source.strip():
+                cell.outputs = [not_run_output(reason)]
+                cell.execution_count = None
+
+
+class _Run:
+    """What happened while one notebook ran: for :func:`outcome`."""
+
+    def __init__(self, path: str):
+        self.path, self.started = path, time.monotonic()
+        self.status, self.failure = model.OK, ""
+        self.kernel_start = self.cell_seconds = 0.0
+        self.timed_out_cells: list[int] = []
+
+    def fail(self, status: str, reason: str) -> None:
+        if not self.failure:
+            self.status, self.failure = status, reason
+
+    def finish(self, timeout: float) -> None:
+        if not self.failure and self.timed_out_cells:
+            cells = ", ".join(map(str, self.timed_out_cells))
+            self.status = model.TIMEOUT
+            self.failure = f"cell {cells} ran past the {timeout:g} s limit and was interrupted"
+
+    def entry(self) -> dict:
+        return {"path": self.path, "status": self.status, "reason": self.failure,
+                "kernel_start": self.kernel_start, "cell_seconds": self.cell_seconds}

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Float, MetaData, String, Table, Text, delete, insert, select
 
 from .assignment import AssignmentError, generate
+from .collect import parse_timestamp
 from .model import NOT_RUN, AssignmentInfo, Result
 
 _META = MetaData()
@@ -140,18 +141,6 @@ def one_transaction(gb: Any) -> Iterator[Any]:
     session.commit()
 
 
-def parse_timestamp(text: str | None) -> Any:
-    """nbgrader's reading of a submission time, or None when it cannot be read (never raises)."""
-    if not text:
-        return None
-    from nbgrader.utils import parse_utc
-
-    try:
-        return parse_utc(text)
-    except Exception:  # a student-made timestamp nbgrader cannot read: no time, not a crash
-        return None
-
-
 class GradebookWriter:
     def __init__(self, db_url: str, course_id: str, root: Path):
         from nbgrader.api import Gradebook
@@ -185,7 +174,7 @@ class GradebookWriter:
         with warnings.catch_warnings(), one_transaction(gb) as session:
             warnings.simplefilter("ignore")  # SQLAlchemy 2.1 warns about nbgrader's own session use
             gb.update_or_create_student(sid)
-            stamp = parse_timestamp(result.timestamp)
+            stamp = parse_timestamp(result.timestamp) if result.timestamp else None
             gb.update_or_create_submission(a, sid, **({"timestamp": stamp} if stamp else {}))
             for s in result.scores:
                 grade = gb.find_grade(s.grade_id, s.notebook, a, sid)

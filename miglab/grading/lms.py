@@ -309,8 +309,24 @@ def import_submissions(source, root, assignment: str, *, notebook: str | None = 
     source, root = Path(source), Path(root)
     notebook = notebook or assignment
     report = ImportReport()
-    due_at = _due(due, root, assignment, db_url)
-    now = dt.datetime.now(dt.timezone.utc)
+    run = _Import(root, assignment, f"{notebook}.ipynb", replace, _due(due, root, assignment, db_url), report)
+    for sid, items in sorted(_by_student(source, assignment, notebook, id_regex, report).items()):
+        if len(items) > 1:
+            names = ", ".join(rel for rel, _, _ in items)
+            report.problems.append((names, f"several files for student {sid}: none imported"))
+            continue
+        run.one(sid, *items[0])
+    if run.unknown_late:
+        report.warnings.append(
+            f"Canvas marks {', '.join(run.unknown_late)} LATE, but {assignment} has no due date here: set it "
+            f"(nbgrader db assignment add {assignment} --duedate=...) and import again with --replace "
+            "to record the lateness in timestamp.txt")
+    return report
+
+
+def _by_student(source: Path, assignment: str, notebook: str, id_regex: str | None,
+                report: ImportReport) -> dict[str, list]:
+    """The download's notebooks grouped by the student id their names carry."""
     by_id: dict[str, list] = {}
     for rel, data in _entries(source, report):
         try:
@@ -319,44 +335,44 @@ def import_submissions(source, root, assignment: str, *, notebook: str | None = 
             report.problems.append((rel, str(exc)))
             continue
         by_id.setdefault(named.student, []).append((rel, data, named))
-    unknown_late = []
-    nb_name = f"{notebook}.ipynb"
-    for sid, items in sorted(by_id.items()):
-        if len(items) > 1:
-            names = ", ".join(rel for rel, _, _ in items)
-            report.problems.append((names, f"several files for student {sid}: none imported"))
-            continue
-        rel, data, named = items[0]
-        stamp, how, from_lms = _stamp(named, due_at, now)
+    return by_id
+
+
+class _Import:
+    """Writes one student's submission folder at a time, and remembers what it did in the report."""
+
+    def __init__(self, root: Path, assignment: str, nb_name: str, replace: bool, due_at, report: ImportReport):
+        self.root, self.assignment, self.nb_name, self.replace = root, assignment, nb_name, replace
+        self.due_at, self.report = due_at, report
+        self.now = dt.datetime.now(dt.timezone.utc)
+        self.unknown_late: list[str] = []
+
+    def one(self, sid: str, rel: str, data: bytes, named) -> None:
+        report = self.report
+        stamp, how, from_lms = _stamp(named, self.due_at, self.now)
         if named.late:
             report.late.append(sid)
             if not from_lms:
-                unknown_late.append(sid)
-        dest = root / "submitted" / sid / assignment
+                self.unknown_late.append(sid)
+        dest = self.root / "submitted" / sid / self.assignment
         if os.path.islink(dest.parent):
             report.problems.append((rel, f"{dest.parent} is {LINK}: nothing written"))
-            continue
+            return
         replacing = os.path.lexists(dest)
         if replacing:
-            conflict = _difference(dest, nb_name, data, stamp if from_lms else None)
+            conflict = _difference(dest, self.nb_name, data, stamp if from_lms else None)
             if conflict is None:
                 report.unchanged.append(sid)
-                continue
-            if not replace:
+                return
+            if not self.replace:
                 report.problems.append((rel, f"{conflict} (use --replace; the old folder is kept)"))
-                continue
+                return
         try:
             if replacing:     # keep whatever was there (a link is moved, never followed)
-                os.rename(dest, dest.parent / f".{assignment}.previous-{now:%Y%m%dT%H%M%S%f}")
-            write_tree(dest, {nb_name: data, "timestamp.txt": stamp.encode()}, private=True)
+                os.rename(dest, dest.parent / f".{self.assignment}.previous-{self.now:%Y%m%dT%H%M%S%f}")
+            write_tree(dest, {self.nb_name: data, "timestamp.txt": stamp.encode()}, private=True)
         except OSError as exc:
             report.problems.append((rel, f"could not write {dest} ({exc})"))
-            continue
+            return
         (report.replaced if replacing else report.imported).append(sid)
         report.times[sid] = (stamp, how)
-    if unknown_late:
-        report.warnings.append(
-            f"Canvas marks {', '.join(unknown_late)} LATE, but {assignment} has no due date here: set it "
-            f"(nbgrader db assignment add {assignment} --duedate=...) and import again with --replace "
-            "to record the lateness in timestamp.txt")
-    return report
