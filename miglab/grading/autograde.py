@@ -61,7 +61,12 @@ class ScratchCourse:
         self.db_url = f"sqlite:///{self.db}"
         _write_files(self.root / "source" / a.assignment_id, a.support_files)
         (self.root / "source" / a.assignment_id).mkdir(parents=True, exist_ok=True)
-        submitted = {**task.files, **{f"{nb}.ipynb": data for nb, data in notebooks.items()}}
+        # nbgrader reads timestamp.txt itself: it gets the time the grader read and checked, never the
+        # student's bytes (a garbage timestamp would stop nbgrader on this submission).
+        submitted = {k: v for k, v in task.files.items() if k != "timestamp.txt"}
+        submitted.update({f"{nb}.ipynb": data for nb, data in notebooks.items()})
+        if task.timestamp:
+            submitted["timestamp.txt"] = task.timestamp.encode()
         _write_files(self.root / "submitted" / task.student_id / a.assignment_id, submitted)
         self.out_dir = self.root / "autograded" / task.student_id / a.assignment_id
 
