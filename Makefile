@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Tools that JupyterLab's extensions call by name (nbgrader's formgrader runs `alembic`) come from .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lab test grade grade-me student-package release bench site clean
+.PHONY: setup lab test test-fast lint typecheck grade grade-me student-package release bench site clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
+	@sh tools/install_postgres.sh
 	@echo "Starting JupyterLab on the course. Open the URL printed below (Ctrl-C stops it)."
 	$(VENV)/bin/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
 	  --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/01_what_is_a_migration.ipynb
@@ -35,6 +36,22 @@ test: $(STAMP)
 	@sh tools/install_isolation.sh
 	@sh tools/install_postgres.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick loop for contributors: everything but the browser and whole-class grading runs.
+test-fast: $(STAMP)
+	@sh tools/install_isolation.sh
+	@sh tools/install_postgres.sh
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+# Style and the package's shape: ruff (lint and format) and import-linter's layer contracts.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check miglab tools bench tests/*.py tests/browser tests/assignment_fixtures
+	$(VENV)/bin/lint-imports --config pyproject.toml
+
+# Strict type checking where trust is decided: the evidence, the judge, the results model.
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 # Regenerate source/deep_dive (from tools/build_deep_dive.py), release/ (nbgrader generate_assignment),
 # and the test classes made from them (the sample class and the hostile corpus).
