@@ -10,15 +10,17 @@ once per answer text.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .convert import digest
 
 
 class LabContext:
     """Runs scenarios with :func:`miglab.lab.scenario.run_scenario` and the lab's runner, cached."""
 
-    _cache: dict[tuple[str, str], dict] = {}
+    _cache: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def run_scenario(self, scenario: dict, answer: str) -> dict:
+    def run_scenario(self, scenario: dict[str, Any], answer: str) -> dict[str, Any]:
         from ..lab.scenario import Scenario, run_scenario
 
         key = (digest(scenario), digest(answer))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 MAX_DEPTH = 40          # nesting of one converted value
@@ -68,7 +68,7 @@ class Placeholder:
     def __getitem__(self, key: Any) -> Placeholder:
         return Placeholder(f"{self._name}[...]")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(())
 
     def __len__(self) -> int:
@@ -142,14 +142,14 @@ def _convert(x: Any, depth: int, budget: _Budget) -> Any:
     return {"$object": type(x).__name__}
 
 
-def _bounded(iterable: Iterable) -> Iterable:
+def _bounded(iterable: Iterable[Any]) -> Iterator[Any]:
     for i, v in enumerate(iterable):
         if i >= MAX_NODES:
             raise ConversionError(f"the value holds more than {MAX_NODES} items")
         yield v
 
 
-def _mapping(x: Mapping, depth: int, budget: _Budget) -> Any:
+def _mapping(x: Mapping[Any, Any], depth: int, budget: _Budget) -> Any:
     pairs = [(_convert(k, depth + 1, budget), _convert(v, depth + 1, budget)) for k, v in _bounded(x.items())]
     if all(type(k) is str and not k.startswith("$") for k, _ in pairs):
         return dict(pairs)
@@ -226,20 +226,20 @@ def hashable(x: Any) -> Any:
     return x
 
 
-def _list(x: Any) -> list:
+def _list(x: Any) -> list[Any]:
     if not isinstance(x, list):
         raise ValueError("expected a list")
     return x
 
 
-def _pairs(x: Any) -> list:
+def _pairs(x: Any) -> list[Any]:
     items = _list(x)
     if not all(isinstance(p, list) and len(p) == 2 for p in items):
         raise ValueError("a $map holds [key, value] pairs")
     return items
 
 
-def _operation(data: dict) -> Any:
+def _operation(data: dict[str, Any]) -> Any:
     from django.db import migrations
     from django.db.migrations.operations.base import Operation
 
@@ -251,7 +251,7 @@ def _operation(data: dict) -> Any:
     return cls(*args, **kwargs)
 
 
-def _field(data: dict) -> Any:
+def _field(data: dict[str, Any]) -> Any:
     from django.db import models
 
     cls = getattr(models, str(data["$field"]), None)

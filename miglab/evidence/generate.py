@@ -13,24 +13,26 @@ the grader knows every input without trusting the kernel.
 
 from __future__ import annotations
 
+from typing import Any
+
 import random
 
 COLUMN_TYPES = ("integer", "text", "boolean", "date", "string")
 
 
 def random_graph(rng: random.Random, apps: tuple[str, ...] = ("library", "loans", "shop"),
-                 per_app: tuple[int, int] = (2, 6)) -> dict[tuple, list[tuple]]:
+                 per_app: tuple[int, int] = (2, 6)) -> dict[tuple[Any, ...], list[tuple[Any, ...]]]:
     """A migration graph without cycles: a chain per app plus edges across apps, keys shuffled."""
     tag = rng.randrange(10, 100)
     chains = {app: [(app, f"{i + 1:04d}_{app[:3]}{tag}x{i}") for i in range(rng.randint(*per_app))]
               for app in apps}
-    order: list[tuple] = []
+    order: list[tuple[Any, ...]] = []
     pointers = dict.fromkeys(apps, 0)
     while any(pointers[a] < len(chains[a]) for a in apps):  # one creation order: topological by construction
         app = rng.choice([a for a in apps if pointers[a] < len(chains[a])])
         order.append(chains[app][pointers[app]])
         pointers[app] += 1
-    deps: dict[tuple, list[tuple]] = {}
+    deps: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     for i, node in enumerate(order):
         chain = chains[node[0]]
         parents = [chain[chain.index(node) - 1]] if chain.index(node) else []
@@ -46,13 +48,14 @@ def random_graph(rng: random.Random, apps: tuple[str, ...] = ("library", "loans"
     return {k: deps[k] for k in keys}
 
 
-def random_column_ops(rng: random.Random, max_ops: int = 10) -> tuple[dict[str, str], list[tuple]]:
+def random_column_ops(rng: random.Random, max_ops: int = 10) -> tuple[dict[str, str], list[tuple[str, ...]]]:
     """Starting columns ``{name: type}`` and valid column operations (add, remove, rename, alter).
 
     Names that were removed or renamed away come back now and then, to make churn.
     """
     start = {f"c{i}": rng.choice(COLUMN_TYPES) for i in range(rng.randint(0, 3))}
-    current, used, ops = dict(start), set(start), []
+    current, used = dict(start), set(start)
+    ops: list[tuple[str, ...]] = []
     fresh = [len(start)]
 
     def new_name() -> str:
@@ -86,7 +89,7 @@ def random_column_ops(rng: random.Random, max_ops: int = 10) -> tuple[dict[str, 
     return start, ops
 
 
-def random_schema_ops(rng: random.Random, existing: dict[str, list[str]], max_ops: int = 9) -> list:
+def random_schema_ops(rng: random.Random, existing: dict[str, list[str]], max_ops: int = 9) -> list[Any]:
     """Valid Django operations on models that already exist (``{"book": ["title", ...]}``).
 
     Adds, removes, renames and alters fields, and creates and deletes models
@@ -105,15 +108,15 @@ def random_schema_ops(rng: random.Random, existing: dict[str, list[str]], max_op
         counter[0] += 1
         return f"{prefix}{counter[0]}"
 
-    ops: list = []
+    ops: list[Any] = []
     for _ in range(rng.randint(1, max_ops)):
         kind = rng.choice(("add", "add", "remove", "rename", "rename", "alter", "alter", "create", "delete"))
         if kind == "create":
             name = fresh("Model")
-            columns = [("id", models.BigAutoField(primary_key=True))]
-            columns += [(fresh("f"), rng.choice(fields)()) for _ in range(rng.randint(0, 2))]
-            ops.append(migrations.CreateModel(name, columns))
-            state[name.lower()] = [n for n, _ in columns if n != "id"]
+            new_fields = [("id", models.BigAutoField(primary_key=True))]
+            new_fields += [(fresh("f"), rng.choice(fields)()) for _ in range(rng.randint(0, 2))]
+            ops.append(migrations.CreateModel(name, new_fields))
+            state[name.lower()] = [n for n, _ in new_fields if n != "id"]
             created.append(name)
             continue
         if kind == "delete":

@@ -42,7 +42,7 @@ class AnswerRaised(Exception):
         super().__init__(self.text)
 
 
-def collect(probe: str, answer: Any, args: tuple, params: dict) -> Any:
+def collect(probe: str, answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     """The JSON facts ``probe`` reads off ``answer`` (see the module docstring)."""
     look = PROBES.get(probe)
     if look is None:
@@ -50,15 +50,15 @@ def collect(probe: str, answer: Any, args: tuple, params: dict) -> Any:
     return look(answer, args, params)
 
 
-def _value(answer: Any, args: tuple, params: dict) -> Any:
+def _value(answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     return to_json(answer)
 
 
-def _call(answer: Any, args: tuple, params: dict) -> Any:
+def _call(answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     return to_json(_invoke(answer, args))
 
 
-def _invoke(fn: Any, args: tuple, kwargs: dict | None = None) -> Any:
+def _invoke(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
     if not callable(fn):
         raise AnswerError(f"this should be a function, but it is a {type(fn).__name__}")
     try:
@@ -67,7 +67,7 @@ def _invoke(fn: Any, args: tuple, kwargs: dict | None = None) -> Any:
         raise AnswerRaised(exc) from None
 
 
-def _raises(answer: Any, args: tuple, params: dict) -> dict:
+def _raises(answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> dict[str, Any]:
     if not callable(answer):
         raise AnswerError(f"this should be a function, but it is a {type(answer).__name__}")
     try:
@@ -90,12 +90,12 @@ def _plain(x: Any) -> str:
     return ""
 
 
-def _apps(answer: Any, args: tuple, params: dict) -> dict:
+def _apps(answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> dict[str, Any]:
     """Call ``answer(apps, None)`` with a recording historical registry (see the module docstring)."""
     from .django_setup import historical_registry
 
     registry = historical_registry(params.get("models") or {})
-    calls: list[dict] = []
+    calls: list[dict[str, Any]] = []
 
     class RecordingApps:
         """What a RunPython function receives as ``apps``, reduced to ``get_model``."""
@@ -117,6 +117,6 @@ def _text(value: Any) -> Any:
     return str.__str__(value) if isinstance(value, str) else {"$object": type(value).__name__}
 
 
-PROBES: dict[str, Callable[[Any, tuple, dict], Any]] = {
+PROBES: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]] = {
     "value": _value, "call": _call, "raises": _raises, "apps": _apps,
 }

@@ -48,13 +48,13 @@ from .verdict import NOTHING, Call, Verdict, as_verdict
 
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
 WITHHELD = ...   # ``expect=...``: the grader withheld this hidden call's expected answer from the kernel
-EMITTED: list[dict] = []  # evidence emitted outside a kernel (plain Python, tests)
+EMITTED: list[dict[str, Any]] = []  # evidence emitted outside a kernel (plain Python, tests)
 
 
 # ------------------------------------------------------------- what a call is
 
 
-def rule_ref(rule: Any) -> dict | None:
+def rule_ref(rule: Any) -> dict[str, Any] | None:
     """How a call names its rule in evidence and plans: ``{"name": ...}`` or ``{"ref": "module:qualname"}``."""
     if rule is None:
         return None
@@ -65,10 +65,10 @@ def rule_ref(rule: Any) -> dict | None:
     raise TypeError(f"rule= should be a checker function or the name of a rule, not {type(rule).__name__}")
 
 
-def describe_call(args: tuple, *, expect: Any, rule: Any, probe: str | None, ignore_order: bool,
-                  forbid: tuple | list, params: dict) -> dict:
+def describe_call(args: tuple[Any, ...], *, expect: Any, rule: Any, probe: str | None, ignore_order: bool,
+                  forbid: tuple[Any, ...] | list[Any], params: dict[str, Any]) -> dict[str, Any]:
     """The call as plain data, and its ``key``: the same in the kernel and in the grader."""
-    spec: dict = {
+    spec: dict[str, Any] = {
         "args": to_json(list(args)),
         "rule": rule_ref(rule),
         "probe": probe or ("call" if args else "value"),
@@ -86,12 +86,12 @@ def describe_call(args: tuple, *, expect: Any, rule: Any, probe: str | None, ign
 
 # ---------------------------------------------------------------- the grader's reading
 
-_reading: list | None = None
+_reading: list[dict[str, Any]] | None = None
 _segment = "visible"
 
 
 @contextlib.contextmanager
-def reading_test_cells() -> Iterator[list[dict]]:
+def reading_test_cells() -> Iterator[list[dict[str, Any]]]:
     """While active, ``check(...)`` records each call's description (with its segment) and returns."""
     global _reading
     previous, _reading = _reading, []
@@ -111,7 +111,7 @@ def set_segment(segment: str) -> None:
 
 
 def check(answer: Any, *args: Any, expect: Any = NOTHING, rule: Any = None, probe: str | None = None,
-          ignore_order: bool = False, forbid: tuple | list = (), **params: Any) -> None:
+          ignore_order: bool = False, forbid: tuple[Any, ...] | list[Any] = (), **params: Any) -> None:
     """Collect, emit and (where possible) judge one answer: see the module docstring."""
     spec = describe_call(args, expect=expect, rule=rule, probe=probe, ignore_order=ignore_order,
                          forbid=forbid, params=params)
@@ -147,7 +147,7 @@ def _say(ok: bool, text: str) -> None:
         print(f"✘ {text}", file=sys.stderr)
 
 
-def instant_verdict(spec: dict, rule: Any, output: Any) -> Verdict:
+def instant_verdict(spec: dict[str, Any], rule: Any, output: Any) -> Verdict:
     """What the kernel can say at once (a public checker, or ``expect=``); the grader decides."""
     if callable(rule):
         expect = spec.get("expect", NOTHING)
@@ -177,7 +177,7 @@ def _label(answer: Any) -> str:
     return name if isinstance(name, str) else "your answer"
 
 
-def _emit(payload: dict) -> None:
+def _emit(payload: dict[str, Any]) -> None:
     try:
         from IPython.core.interactiveshell import InteractiveShell
 

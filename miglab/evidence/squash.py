@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 
-def project_state(operations: list, app: str) -> Any:
+def project_state(operations: list[Any], app: str) -> Any:
     """The state after replaying ``operations`` (copies of them) on an empty project."""
     from django.db.migrations.state import ProjectState
 
@@ -22,14 +22,14 @@ def project_state(operations: list, app: str) -> Any:
     return state
 
 
-def optimized_length(operations: list, app: str) -> int:
+def optimized_length(operations: list[Any], app: str) -> int:
     """How many operations Django's own optimizer reduces ``operations`` to."""
     from django.db.migrations.optimizer import MigrationOptimizer
 
     return len(MigrationOptimizer().optimize(copy.deepcopy(operations), app))
 
 
-def lineage(existing: list, operations: list, app: str) -> dict[str, dict[str, str]]:
+def lineage(existing: list[Any], operations: list[Any], app: str) -> dict[str, dict[str, str]]:
     """Where each final column's data comes from: ``"model.column"`` of an existing model, or ``"new"``.
 
     ``existing`` builds the models that hold rows before ``operations`` run.

@@ -50,10 +50,10 @@ class Call:
     ``context`` runs code for the rules that need to (a data migration, say).
     """
 
-    args: list
+    args: list[Any]
     output: Any
     expect: Any = NOTHING
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     context: Any = None
     hidden: bool = False
 

@@ -47,14 +47,14 @@ class CellJudgement:
     grade_id: str
     score: float
     max_score: float
-    messages: list = field(default_factory=list)   # lines for feedback (✔/✘ ...)
+    messages: list[Any] = field(default_factory=list)   # lines for feedback (✔/✘ ...)
     reason: str = ""                                # why points were lost, one line (CSV, summary)
-    log: list = field(default_factory=list)         # for the instructor's log only
+    log: list[Any] = field(default_factory=list)         # for the instructor's log only
 
 
-def evidence_records(cell: Any) -> list[dict]:
+def evidence_records(cell: Any) -> list[dict[str, Any]]:
     """The evidence payloads in one cell's outputs (``{"key": ..., "output"|"error": ...}``)."""
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     outputs = cell.get("outputs") if isinstance(cell, dict) else None
     for out in outputs if isinstance(outputs, list) else []:
         if len(found) >= MAX_RECORDS:
@@ -106,7 +106,7 @@ def judge_cell(cp: CellPlan, cell: Any, rules: RuleBook, context: Any, scan: Cod
     if forbidden:
         why = f"the answer uses {', '.join(forbidden)}, which this question does not allow"
         return CellJudgement(cp.grade_id, 0.0, cp.points, [f"✘ {why}"], why)
-    queues: dict[str, deque] = defaultdict(deque)
+    queues: dict[str, deque[Any]] = defaultdict(deque)
     for record in evidence_records(cell):
         queues[record["key"]].append(record)
     log: list[str] = []
@@ -122,7 +122,7 @@ def judge_cell(cp: CellPlan, cell: Any, rules: RuleBook, context: Any, scan: Cod
     return CellJudgement(cp.grade_id, cp.points if ok else 0.0, cp.points, messages, reason, log)
 
 
-def _judge_call(call: PlannedCall, record: dict | None, rules: RuleBook, context: Any, log: list[str]) -> Verdict:
+def _judge_call(call: PlannedCall, record: dict[str, Any] | None, rules: RuleBook, context: Any, log: list[str]) -> Verdict:
     where = "a hidden input" if call.hidden else "the example"
     if record is None:
         return Verdict(False, "no result was recorded for this check (the cell stopped before it, or never ran)")

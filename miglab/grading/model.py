@@ -11,6 +11,7 @@ writes back. Both are plain picklable dataclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # Statuses of a graded submission. Student-caused ones first; ``error`` is the grader's fault alone.
 OK = "ok"                  # every cell ran (answers may still be wrong)
@@ -57,8 +58,8 @@ class KernelOptions:
 
     kernel_name: str | None = None
     manager_class: str | None = None
-    manager_kwargs: dict = field(default_factory=dict)
-    extra_arguments: tuple = ()
+    manager_kwargs: dict[str, Any] = field(default_factory=dict)
+    extra_arguments: tuple[Any, ...] = ()
 
     @property
     def sandboxed(self) -> bool:
@@ -93,14 +94,14 @@ class AssignmentInfo:
 
     assignment_id: str
     course_id: str
-    notebooks: tuple            # notebook ids, without .ipynb
+    notebooks: tuple[str, ...]  # notebook ids, without .ipynb
     seed_db: bytes
-    support_files: dict         # relative path -> bytes
+    support_files: dict[str, bytes]   # relative path -> bytes
     version: str
-    config: dict = field(default_factory=dict)
-    grade_cells: tuple = ()     # (notebook id, grade_id, points), in notebook order
-    cells: dict = field(default_factory=dict)    # notebook id -> tuple of CellInfo, in order
-    plan: dict = field(default_factory=dict)     # Plan.to_json()
+    config: dict[str, Any] = field(default_factory=dict)
+    grade_cells: tuple[tuple[str, str, float], ...] = ()   # (notebook id, grade_id, points), in order
+    cells: dict[str, tuple[CellInfo, ...]] = field(default_factory=dict)   # notebook id -> its cells, in order
+    plan: dict[str, Any] = field(default_factory=dict)     # Plan.to_json()
     rules: str | None = None    # text of source/<a>/rules.py
 
 
@@ -108,14 +109,14 @@ class AssignmentInfo:
 class Task:
     student_id: str
     assignment: AssignmentInfo
-    files: dict                 # relative path inside submitted/<student>/<assignment>/ -> bytes
+    files: dict[str, bytes]     # relative path inside submitted/<student>/<assignment>/ -> bytes
     submission_hash: str
     limits: TimeLimits = TimeLimits()
     kernel: KernelOptions = KernelOptions()
     timestamp: str | None = None
     feedback: bool = True
-    notes: tuple = ()           # what reading the folder found (links skipped, a bad timestamp)
-    skipped: tuple = ()         # (relative path, why) of what the folder held but was not read
+    notes: tuple[str, ...] = ()   # what reading the folder found (links skipped, a bad timestamp)
+    skipped: tuple[tuple[str, str], ...] = ()   # (relative path, why) of what was there but not read
 
 
 @dataclass
@@ -127,7 +128,7 @@ class CellScore:
     reason: str = ""            # why points were lost (from the judge or the run)
     scored_by: str = BY_NBGRADER
     nbgrader_score: float | None = None   # what nbgrader's in-kernel verdict gave, for the record
-    messages: list = field(default_factory=list)   # the judge's lines for feedback
+    messages: list[str] = field(default_factory=list)   # the judge's lines for feedback
 
 
 @dataclass
@@ -138,27 +139,27 @@ class Result:
     assignment_version: str
     status: str
     reason: str = ""               # the main cause, first line in the CSV
-    scores: list = field(default_factory=list)          # CellScore, notebook order
-    comments: dict = field(default_factory=dict)        # (notebook, grade_id) -> auto comment or None
-    autograded: dict = field(default_factory=dict)      # relative path -> bytes (autograded/<s>/<a>/)
-    feedback: dict = field(default_factory=dict)        # relative path -> bytes (feedback/<s>/<a>/)
+    scores: list[CellScore] = field(default_factory=list)   # notebook order
+    comments: dict[tuple[str, str], str | None] = field(default_factory=dict)   # (notebook, grade_id) -> comment
+    autograded: dict[str, bytes] = field(default_factory=dict)   # relative path -> bytes (autograded/<s>/<a>/)
+    feedback: dict[str, bytes] = field(default_factory=dict)     # relative path -> bytes (feedback/<s>/<a>/)
     timestamp: str | None = None
-    notes: list = field(default_factory=list)           # for the student: what was fixed or skipped
-    review: list = field(default_factory=list)          # for the instructor: answers worth a human look
+    notes: list[str] = field(default_factory=list)       # for the student: what was fixed or skipped
+    review: list[str] = field(default_factory=list)      # for the instructor: answers worth a human look
     seconds: float = 0.0           # whole task inside the worker
     kernel_start: float = 0.0      # starting kernels (sum over notebooks)
     cell_seconds: float = 0.0      # running cells (sum)
     judged: bool = False           # the judge scored the judged cells
-    phases: dict = field(default_factory=dict)  # seconds per step: autograde, judge, feedback
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step: autograde, judge, feedback
     log: str = ""                  # nbgrader's log tail and every traceback, for reports/<a>/logs/
 
     @property
     def total(self) -> float:
-        return sum(s.score or 0.0 for s in self.scores)
+        return float(sum(s.score or 0.0 for s in self.scores))
 
     @property
     def max_total(self) -> float:
-        return sum(s.max_score for s in self.scores)
+        return float(sum(s.max_score for s in self.scores))
 
     @property
     def scored_in_kernel(self) -> list[str]:

@@ -41,12 +41,12 @@ class PlannedCall:
     """One ``check(...)`` call of a test cell, as the grader knows it (plain JSON throughout)."""
 
     key: str
-    args: list
-    rule: dict | None
+    args: list[Any]
+    rule: dict[str, Any] | None
     probe: str
     ignore_order: bool
-    forbid: list
-    params: dict
+    forbid: list[Any]
+    params: dict[str, Any]
     hidden: bool
     has_expect: bool = False
     expect: Any = None
@@ -57,7 +57,7 @@ class CellPlan:
     notebook: str
     grade_id: str
     points: float
-    calls: list                 # PlannedCall; empty: nbgrader's in-kernel result decides the cell
+    calls: list[PlannedCall]    # empty: nbgrader's in-kernel result decides the cell
     has_asserts: bool = False   # assert statements (decided in the kernel) next to check() calls
     has_hidden: bool = False    # the cell carries a hidden test block
 
@@ -68,9 +68,9 @@ class CellPlan:
 
 @dataclass
 class Plan:
-    cells: list = field(default_factory=list)      # CellPlan, notebook order
-    problems: list = field(default_factory=list)   # what stops the plan being trusted, for `check`
-    notes: list = field(default_factory=list)      # worth knowing, harmless
+    cells: list[CellPlan] = field(default_factory=list)   # notebook order
+    problems: list[Any] = field(default_factory=list)   # what stops the plan being trusted, for `check`
+    notes: list[Any] = field(default_factory=list)      # worth knowing, harmless
 
     def cell(self, notebook: str, grade_id: str) -> CellPlan | None:
         for c in self.cells:
@@ -78,11 +78,11 @@ class Plan:
                 return c
         return None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"cells": [asdict(c) for c in self.cells], "problems": self.problems, "notes": self.notes}
 
     @classmethod
-    def from_json(cls, data: dict) -> Plan:
+    def from_json(cls, data: dict[str, Any]) -> Plan:
         cells = [CellPlan(**{**c, "calls": [PlannedCall(**k) for k in c["calls"]]}) for c in data["cells"]]
         return cls(cells=cells, problems=list(data["problems"]), notes=list(data.get("notes", [])))
 
@@ -129,7 +129,7 @@ def plan_notebook(path: Path) -> Plan:
         gid = str(meta.get("grade_id"))
         tree = _parse(cell.source)
         calls_check = tree is not None and _calls_check(tree)
-        recorded: list[dict] = []
+        recorded: list[dict[str, Any]] = []
         with reading_test_cells() as recorded:
             for segment, text in segments(cell.source):
                 set_segment(segment)
@@ -147,14 +147,14 @@ def plan_notebook(path: Path) -> Plan:
     return plan
 
 
-def _planned(spec: dict) -> PlannedCall:
+def _planned(spec: dict[str, Any]) -> PlannedCall:
     return PlannedCall(key=spec["key"], args=spec["args"], rule=spec["rule"], probe=spec["probe"],
                        ignore_order=spec["ignore_order"], forbid=spec["forbid"], params=spec["params"],
                        hidden=spec["segment"] == "hidden", has_expect="expect" in spec,
                        expect=spec.get("expect"))
 
 
-def _run(source: str, namespace: dict, where: str) -> str:
+def _run(source: str, namespace: dict[str, Any], where: str) -> str:
     """Execute trusted code with its output swallowed; the error text, or "" if it ran."""
     from ..evidence.convert import ConversionError
 

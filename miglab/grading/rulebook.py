@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 RULES_FILE = "rules.py"
 
@@ -43,7 +43,7 @@ class RuleBook:
         return sorted(n for n, v in vars(self._module).items()
                       if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == self._module.__name__)
 
-    def resolve(self, ref: dict | None) -> Callable[..., Any] | None:
+    def resolve(self, ref: dict[str, Any] | None) -> Callable[..., Any] | None:
         """The function ``ref`` names (None when the call has no rule); RuleError if there is none."""
         if ref is None:
             return None
@@ -53,7 +53,7 @@ class RuleBook:
             if not callable(fn):
                 have = ", ".join(self.names()) or "none"
                 raise RuleError(f"rule {name!r} is not a function of {self.origin} (its rules: {have})")
-            return fn
+            return cast(Callable[..., Any], fn)
         return import_ref(str(ref.get("ref", "")))
 
 
@@ -71,4 +71,4 @@ def import_ref(ref: str) -> Callable[..., Any]:
         raise RuleError(f"rule {ref!r} cannot be imported ({exc})") from None
     if not callable(target):
         raise RuleError(f"rule {ref!r} is not a function")
-    return target
+    return cast(Callable[..., Any], target)

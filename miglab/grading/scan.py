@@ -23,6 +23,8 @@ for the instructor's review, never scored down on that ground alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ast
 from dataclasses import dataclass, field
 
@@ -32,11 +34,11 @@ DYNAMIC_CALLS = {"__import__": "__import__()", "exec": "exec()", "eval": "eval()
 
 @dataclass
 class CodeScan:
-    identifiers: set = field(default_factory=set)    # names and attribute names used
-    attributes: set = field(default_factory=set)     # attribute names only
-    modules: set = field(default_factory=set)        # modules imported (dotted)
-    dotted: set = field(default_factory=set)         # dotted expressions written out (a.b.c)
-    dynamic: list = field(default_factory=list)      # why the code needs a human look
+    identifiers: set[Any] = field(default_factory=set)    # names and attribute names used
+    attributes: set[Any] = field(default_factory=set)     # attribute names only
+    modules: set[Any] = field(default_factory=set)        # modules imported (dotted)
+    dotted: set[Any] = field(default_factory=set)         # dotted expressions written out (a.b.c)
+    dynamic: list[Any] = field(default_factory=list)      # why the code needs a human look
     unreadable: int = 0                               # cells that are not valid Python
 
     def uses(self, pattern: str) -> bool:

@@ -47,13 +47,14 @@ class NotebookRefused(ValueError):
 @dataclass
 class NotebookReading:
     notebook: Any                        # nbformat NotebookNode, repaired
-    notes: list = field(default_factory=list)
+    notes: list[Any] = field(default_factory=list)
     tampered: bool = False
 
     def data(self) -> bytes:
         import nbformat
 
-        return nbformat.writes(self.notebook).encode()
+        text: str = nbformat.writes(self.notebook)
+        return text.encode()
 
 
 def read_notebook(data: bytes, released: tuple[CellInfo, ...], name: str = "the notebook") -> NotebookReading:
@@ -138,12 +139,12 @@ def _repair_cells(reading: NotebookReading, released: tuple[CellInfo, ...]) -> N
                 reading.notes.append(f"cell {index + 1} had nbgrader settings the assignment does not have "
                                      f"({_name(gid)}); it ran as an ordinary cell and was not graded")
             continue
-        if gid in seen:
+        if gid in seen:   # (a known grade_id is a str)
             del meta["nbgrader"]
             reading.notes.append(f"cell {index + 1} is a copy of cell {gid} (pasted in JupyterLab?); the first "
                                  f"one was graded and the copy ran as an ordinary cell")
             continue
-        seen.add(gid)
+        seen.add(info.grade_id)
         if _differs(nbg, info, cell):
             reading.tampered = True
             reading.notes.append(f"the nbgrader settings of cell {gid} were changed; they were put back")
@@ -171,7 +172,7 @@ def _differs(nbg: Any, info: CellInfo, cell: Any) -> bool:
     return False
 
 
-def _released_meta(info: CellInfo, nbg: Any) -> dict:
+def _released_meta(info: CellInfo, nbg: Any) -> dict[str, Any]:
     meta = {"grade": info.grade, "grade_id": info.grade_id, "locked": info.locked, "schema_version": 3,
             "solution": info.solution}
     if info.grade:
@@ -194,13 +195,15 @@ def _put_back_missing(reading: NotebookReading, released: tuple[CellInfo, ...], 
 def _released_cell(info: CellInfo) -> Any:
     import nbformat
 
-    make = nbformat.v4.new_code_cell if info.cell_type == "code" else nbformat.v4.new_markdown_cell
-    cell = make(info.source, metadata={"nbgrader": _released_meta(info, None)})
+    if info.cell_type == "code":
+        cell = nbformat.v4.new_code_cell(info.source, metadata={"nbgrader": _released_meta(info, None)})
+    else:
+        cell = nbformat.v4.new_markdown_cell(info.source, metadata={"nbgrader": _released_meta(info, None)})
     cell["id"] = uuid.uuid4().hex[:12]
     return cell
 
 
-def _after_previous(cells: list, earlier: tuple[CellInfo, ...]) -> int:
+def _after_previous(cells: list[Any], earlier: tuple[CellInfo, ...]) -> int:
     """Where a missing cell goes: right after the nearest earlier released cell still present."""
     ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells]
     for info in reversed(earlier):
