@@ -2,6 +2,10 @@
 
     python tests/submissions/make_sample_class.py          # (re)write tests/submissions/<assignment>/
     python tests/submissions/make_sample_class.py --check  # exit 1 if the committed files are stale
+    python tests/submissions/make_sample_class.py --assignment field_options   # one (the first time: makes it)
+
+Without --assignment: every assignment of ``ASSIGNMENTS`` (the classes this
+script makes; a folder here with a generator of its own is left alone).
 
 Every submission is derived from the instructor notebook and the student
 copy, so the class follows the assignment as it grows. ``expected.json``
@@ -34,6 +38,7 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 ASSIGNMENT = "deep_dive"
+ASSIGNMENTS = (ASSIGNMENT, "field_options")   # the sample classes this script makes (and `make release` remakes)
 
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -158,15 +163,21 @@ def render(root: Path = REPO, assignment: str = ASSIGNMENT) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--check", action="store_true", help="only check that the committed files are current")
-    p.add_argument("--assignment", default=ASSIGNMENT)
+    p.add_argument("--assignment", action="append",
+                   help=f"assignment id, repeatable (default: {', '.join(ASSIGNMENTS)})")
     args = p.parse_args(argv)
-    dest = HERE / args.assignment
-    want = render(REPO, args.assignment)
-    if args.check:
+    return max(one(assignment, args.check) for assignment in args.assignment or ASSIGNMENTS)
+
+
+def one(assignment: str, check: bool) -> int:
+    dest = HERE / assignment
+    want = render(REPO, assignment)
+    if check:
         have = {p.name: p.read_bytes() for p in dest.glob("*")} if dest.is_dir() else {}
         stale = sorted(set(want) ^ set(have) | {k for k in want if have.get(k) != want[k]})
         if stale:
-            print(f"stale sample class in {dest}: {', '.join(stale)}; run {Path(__file__).relative_to(REPO)}")
+            print(f"stale sample class in {dest}: {', '.join(stale)}; "
+                  f"run {Path(__file__).relative_to(REPO)} --assignment {assignment}")
             return 1
         print(f"{dest} is current ({len(want)} files)")
         return 0
