@@ -12,4 +12,4 @@ Layers (each imports only the ones above it):
 
 from .lab import CommandResult, Lab, LabError, Table
 
-__all__ = ["Lab", "LabError", "CommandResult", "Table"]
+__all__ = ["CommandResult", "Lab", "LabError", "Table"]

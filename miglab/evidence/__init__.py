@@ -17,14 +17,34 @@ In a test cell::
 Nothing here holds an assignment's inputs, answers or seeds.
 """
 
-from .checkers import (choice, migration_pairs, names_cycle, returns_historical_model, runs_migration, squashes,
-                       valid_plan)
+from .checkers import (
+    choice,
+    migration_pairs,
+    names_cycle,
+    returns_historical_model,
+    runs_migration,
+    squashes,
+    valid_plan,
+)
 from .generate import random_column_ops, random_graph, random_schema_ops
 from .record import EVIDENCE_MIME, check, setup
 from .verdict import BadAnswer, Call, Verdict
 
 __all__ = [
-    "EVIDENCE_MIME", "BadAnswer", "Call", "Verdict", "check", "choice", "migration_pairs",
-    "names_cycle", "returns_historical_model",
-    "random_column_ops", "random_graph", "random_schema_ops", "runs_migration", "setup", "squashes", "valid_plan",
+    "EVIDENCE_MIME",
+    "BadAnswer",
+    "Call",
+    "Verdict",
+    "check",
+    "choice",
+    "migration_pairs",
+    "names_cycle",
+    "random_column_ops",
+    "random_graph",
+    "random_schema_ops",
+    "returns_historical_model",
+    "runs_migration",
+    "setup",
+    "squashes",
+    "valid_plan",
 ]

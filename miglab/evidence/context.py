@@ -30,4 +30,3 @@ class LabContext:
 
     def saw_hidden(self) -> None:
         """Nothing to remember in a learner's kernel: it never holds hidden tests."""
-

@@ -34,8 +34,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-MAX_DEPTH = 40          # nesting of one converted value
-MAX_NODES = 50_000      # values in one converted value (a generator that never ends stops here)
+MAX_DEPTH = 40  # nesting of one converted value
+MAX_NODES = 50_000  # values in one converted value (a generator that never ends stops here)
 
 
 class ConversionError(ValueError):
@@ -108,14 +108,36 @@ def digest(data: Any) -> str:
     return hashlib.sha256(canonical(data).encode()).hexdigest()[:24]
 
 
+_NOT_SCALAR = object()
+
+
 def _convert(x: Any, depth: int, budget: _Budget) -> Any:
     budget.spend(depth)
-    if x is None or type(x) is bool:
-        return x
     if isinstance(x, Placeholder):
         raise PlaceholderInput(f"an input depends on the student's answer ({x!r})")
-    if isinstance(x, bool):
-        return bool(x)
+    scalar = _scalar(x)
+    if scalar is not _NOT_SCALAR:
+        return scalar
+    special = _django(x, depth, budget)
+    if special is not None:
+        return special
+    if isinstance(x, Mapping):
+        return _mapping(x, depth, budget)
+    if isinstance(x, (set, frozenset)):
+        return {"$set": sorted((_convert(v, depth + 1, budget) for v in x), key=canonical)}
+    if isinstance(x, (list, tuple)):
+        return [_convert(v, depth + 1, budget) for v in x]
+    if callable(x) and hasattr(x, "__qualname__"):
+        return {"$function": f"{getattr(x, '__module__', '?')}.{x.__qualname__}"}
+    if isinstance(x, Iterable):
+        return [_convert(v, depth + 1, budget) for v in _bounded(x)]
+    return {"$object": type(x).__name__}
+
+
+def _scalar(x: Any) -> Any:
+    """A plain value as JSON (subclasses read for the value they hold), or ``_NOT_SCALAR``."""
+    if x is None or isinstance(x, bool):
+        return None if x is None else bool(x)
     if isinstance(x, int):
         return int.__int__(x)
     if isinstance(x, float):
@@ -125,21 +147,7 @@ def _convert(x: Any, depth: int, budget: _Budget) -> Any:
         return str.__str__(x)
     if isinstance(x, (bytes, bytearray)):
         return {"$bytes": bytes(x).hex()}
-    special = _django(x, depth, budget)
-    if special is not None:
-        return special
-    if isinstance(x, Mapping):
-        return _mapping(x, depth, budget)
-    if isinstance(x, (set, frozenset)):
-        items = [_convert(v, depth + 1, budget) for v in x]
-        return {"$set": sorted(items, key=canonical)}
-    if isinstance(x, (list, tuple)):
-        return [_convert(v, depth + 1, budget) for v in x]
-    if callable(x) and hasattr(x, "__qualname__"):
-        return {"$function": f"{getattr(x, '__module__', '?')}.{x.__qualname__}"}
-    if isinstance(x, Iterable):
-        return [_convert(v, depth + 1, budget) for v in _bounded(x)]
-    return {"$object": type(x).__name__}
+    return _NOT_SCALAR
 
 
 def _bounded(iterable: Iterable[Any]) -> Iterator[Any]:
@@ -168,13 +176,19 @@ def _django(x: Any, depth: int, budget: _Budget) -> Any:
 
     if isinstance(x, Operation):
         _, args, kwargs = x.deconstruct()
-        return {"$op": type(x).__name__, "args": _convert(list(args), depth + 1, budget),
-                "kwargs": _convert(dict(kwargs), depth + 1, budget)}
+        return {
+            "$op": type(x).__name__,
+            "args": _convert(list(args), depth + 1, budget),
+            "kwargs": _convert(dict(kwargs), depth + 1, budget),
+        }
     if isinstance(x, Field):
         _, path, args, kwargs = x.deconstruct()
         name = path.rsplit(".", 1)[-1] if path.startswith("django.db.models") else path
-        return {"$field": name, "args": _convert(list(args), depth + 1, budget),
-                "kwargs": _convert(dict(kwargs), depth + 1, budget)}
+        return {
+            "$field": name,
+            "args": _convert(list(args), depth + 1, budget),
+            "kwargs": _convert(dict(kwargs), depth + 1, budget),
+        }
     return None
 
 
@@ -265,8 +279,11 @@ def _field(data: dict[str, Any]) -> Any:
 def _decode_arg(x: Any) -> Any:
     """An argument of an operation or field: CreateModel's fields become (name, field) pairs."""
     value = from_json(x)
-    if isinstance(value, list) and all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
-                                       for v in value) and value:
+    if (
+        isinstance(value, list)
+        and all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) for v in value)
+        and value
+    ):
         return [(v[0], v[1]) for v in value]
     if isinstance(value, dict) and tag(value) is not None:
         raise ValueError(f"an operation argument cannot be {tag(value)}")

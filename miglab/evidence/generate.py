@@ -13,19 +13,18 @@ the grader knows every input without trusting the kernel.
 
 from __future__ import annotations
 
-from typing import Any
-
 import random
+from typing import Any
 
 COLUMN_TYPES = ("integer", "text", "boolean", "date", "string")
 
 
-def random_graph(rng: random.Random, apps: tuple[str, ...] = ("library", "loans", "shop"),
-                 per_app: tuple[int, int] = (2, 6)) -> dict[tuple[Any, ...], list[tuple[Any, ...]]]:
+def random_graph(
+    rng: random.Random, apps: tuple[str, ...] = ("library", "loans", "shop"), per_app: tuple[int, int] = (2, 6)
+) -> dict[tuple[Any, ...], list[tuple[Any, ...]]]:
     """A migration graph without cycles: a chain per app plus edges across apps, keys shuffled."""
     tag = rng.randrange(10, 100)
-    chains = {app: [(app, f"{i + 1:04d}_{app[:3]}{tag}x{i}") for i in range(rng.randint(*per_app))]
-              for app in apps}
+    chains = {app: [(app, f"{i + 1:04d}_{app[:3]}{tag}x{i}") for i in range(rng.randint(*per_app))] for app in apps}
     order: list[tuple[Any, ...]] = []
     pointers = dict.fromkeys(apps, 0)
     while any(pointers[a] < len(chains[a]) for a in apps):  # one creation order: topological by construction
@@ -97,9 +96,14 @@ def random_schema_ops(rng: random.Random, existing: dict[str, list[str]], max_op
     """
     from django.db import migrations, models
 
-    fields = (lambda: models.CharField(max_length=50), lambda: models.CharField(max_length=100),
-              models.IntegerField, lambda: models.IntegerField(null=True), models.TextField,
-              lambda: models.BooleanField(default=False))
+    fields = (
+        lambda: models.CharField(max_length=50),
+        lambda: models.CharField(max_length=100),
+        models.IntegerField,
+        lambda: models.IntegerField(null=True),
+        models.TextField,
+        lambda: models.BooleanField(default=False),
+    )
     state = {name: list(cols) for name, cols in existing.items()}
     created: list[str] = []
     counter = [0]

@@ -63,7 +63,7 @@ def _invoke(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
         raise AnswerError(f"this should be a function, but it is a {type(fn).__name__}")
     try:
         return fn(*args, **(kwargs or {}))
-    except Exception as exc:  # the student's bug: reported as facts, never as our crash
+    except Exception as exc:  # noqa: BLE001 - the student's bug: reported as facts, never as our crash
         raise AnswerRaised(exc) from None
 
 
@@ -72,10 +72,14 @@ def _raises(answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> dict[
         raise AnswerError(f"this should be a function, but it is a {type(answer).__name__}")
     try:
         answer(*args)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the student's function raises is the fact recorded
         words = " ".join(_plain(a) for a in exc.args)
-        return {"raised": True, "type": type(exc).__name__, "value_error": isinstance(exc, ValueError),
-                "message": words[:MAX_MESSAGE]}
+        return {
+            "raised": True,
+            "type": type(exc).__name__,
+            "value_error": isinstance(exc, ValueError),
+            "message": words[:MAX_MESSAGE],
+        }
     return {"raised": False}
 
 
@@ -109,8 +113,11 @@ def _apps(answer: Any, args: tuple[Any, ...], params: dict[str, Any]) -> dict[st
 
     returned = _invoke(answer, (RecordingApps(), None))
     same = [f"{m._meta.app_label}.{m.__name__}" for m in registry.get_models() if m is returned]
-    return {"calls": calls[:50], "returned": to_json(returned) if isinstance(returned, type) else
-            {"$object": type(returned).__name__}, "registry_model": same[0] if same else None}
+    return {
+        "calls": calls[:50],
+        "returned": to_json(returned) if isinstance(returned, type) else {"$object": type(returned).__name__},
+        "registry_model": same[0] if same else None,
+    }
 
 
 def _text(value: Any) -> Any:
@@ -118,5 +125,8 @@ def _text(value: Any) -> Any:
 
 
 PROBES: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]] = {
-    "value": _value, "call": _call, "raises": _raises, "apps": _apps,
+    "value": _value,
+    "call": _call,
+    "raises": _raises,
+    "apps": _apps,
 }

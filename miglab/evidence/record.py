@@ -47,7 +47,7 @@ from .convert import ConversionError, digest, equal_json, shown, to_json
 from .verdict import NOTHING, Call, Verdict, as_verdict
 
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
-WITHHELD = ...   # ``expect=...``: the grader withheld this hidden call's expected answer from the kernel
+WITHHELD = ...  # ``expect=...``: the grader withheld this hidden call's expected answer from the kernel
 EMITTED: list[dict[str, Any]] = []  # evidence emitted outside a kernel (plain Python, tests)
 
 
@@ -65,8 +65,16 @@ def rule_ref(rule: Any) -> dict[str, Any] | None:
     raise TypeError(f"rule= should be a checker function or the name of a rule, not {type(rule).__name__}")
 
 
-def describe_call(args: tuple[Any, ...], *, expect: Any, rule: Any, probe: str | None, ignore_order: bool,
-                  forbid: tuple[Any, ...] | list[Any], params: dict[str, Any]) -> dict[str, Any]:
+def describe_call(
+    args: tuple[Any, ...],
+    *,
+    expect: Any,
+    rule: Any,
+    probe: str | None,
+    ignore_order: bool,
+    forbid: tuple[Any, ...] | list[Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
     """The call as plain data, and its ``key``: the same in the kernel and in the grader."""
     spec: dict[str, Any] = {
         "args": to_json(list(args)),
@@ -110,11 +118,20 @@ def set_segment(segment: str) -> None:
 # ------------------------------------------------------------------ the kernel side
 
 
-def check(answer: Any, *args: Any, expect: Any = NOTHING, rule: Any = None, probe: str | None = None,
-          ignore_order: bool = False, forbid: tuple[Any, ...] | list[Any] = (), **params: Any) -> None:
+def check(
+    answer: Any,
+    *args: Any,
+    expect: Any = NOTHING,
+    rule: Any = None,
+    probe: str | None = None,
+    ignore_order: bool = False,
+    forbid: tuple[Any, ...] | list[Any] = (),
+    **params: Any,
+) -> None:
     """Collect, emit and (where possible) judge one answer: see the module docstring."""
-    spec = describe_call(args, expect=expect, rule=rule, probe=probe, ignore_order=ignore_order,
-                         forbid=forbid, params=params)
+    spec = describe_call(
+        args, expect=expect, rule=rule, probe=probe, ignore_order=ignore_order, forbid=forbid, params=params
+    )
     if _reading is not None:
         _reading.append({**spec, "segment": _segment})
         return
@@ -128,7 +145,7 @@ def check(answer: Any, *args: Any, expect: Any = NOTHING, rule: Any = None, prob
         _emit({"key": spec["key"], "error": {"unreadable": True}})
         return _say(False, f"{label}: {problem}")
     _emit({"key": spec["key"], "output": output})
-    if expect is WITHHELD:   # a hidden call at grading time: only the grader knows the answer
+    if expect is WITHHELD:  # a hidden call at grading time: only the grader knows the answer
         return _say(True, f"{label}: recorded; it is judged by the grader")
     verdict = instant_verdict(spec, rule, output)
     _say(verdict.ok, f"{label}: {verdict.reason}")
@@ -154,7 +171,7 @@ def instant_verdict(spec: dict[str, Any], rule: Any, output: Any) -> Verdict:
         call = Call(args=spec["args"], output=output, expect=expect, params=spec["params"], context=kernel_context())
         try:
             return as_verdict(rule(call))
-        except Exception as exc:  # a checker that cannot read this answer: it fails, saying why
+        except Exception as exc:  # noqa: BLE001 - a checker that cannot read this answer: it fails, saying why
             return Verdict(False, f"the check could not read this answer ({type(exc).__name__}: {exc})")
     if rule is not None:
         return Verdict(True, "recorded; it is judged when your notebook is graded")

@@ -62,6 +62,12 @@ def _apply(models: dict[str, dict[str, str]], op: Any) -> None:
     model = models.get(getattr(op, "model_name_lower", ""))
     if model is None:
         raise ValueError(f"{type(op).__name__} on {getattr(op, 'model_name', '?')}: there is no such model")
+    _apply_to_field(model, op)
+
+
+def _apply_to_field(model: dict[str, str], op: Any) -> None:
+    from django.db import migrations
+
     if isinstance(op, migrations.AddField):
         if op.name in model:
             raise ValueError(f"AddField {op.model_name}.{op.name}: the field already exists")

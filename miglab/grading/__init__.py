@@ -17,10 +17,15 @@ a process nothing it does not use.
 import importlib
 
 _EXPORTS = {
-    "grade_assignment": "coordinator", "Summary": "coordinator",
+    "grade_assignment": "coordinator",
+    "Summary": "coordinator",
     "grade_submission": "worker",
-    "Task": "model", "Result": "model", "CellScore": "model", "TimeLimits": "model",
-    "KernelOptions": "model", "AssignmentInfo": "model",
+    "Task": "model",
+    "Result": "model",
+    "CellScore": "model",
+    "TimeLimits": "model",
+    "KernelOptions": "model",
+    "AssignmentInfo": "model",
 }
 
 __all__ = list(_EXPORTS)

@@ -37,7 +37,7 @@ from .model import AssignmentInfo, CellInfo
 from .plan import read_plan
 from .rulebook import RULES_FILE
 
-PACKAGE = Path(__file__).resolve().parents[1]    # miglab/
+PACKAGE = Path(__file__).resolve().parents[1]  # miglab/
 DEFAULT_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 # Files of source/<a>/ that only the grader reads: never released, never next to a kernel.
 PRIVATE_FILES = [RULES_FILE]
@@ -94,8 +94,16 @@ def _hash_files(h: Any, base: Path, patterns: list[str]) -> None:
 # The package's code that decides a grade: the engine, the evidence and its checkers, the sandbox,
 # and the lab that scenarios run in. Reports, charts, exports, the LMS import and the command line change no
 # score (the command line's time limits are part of each task, and a task is regraded when they change).
-GRADING_CODE = ("grading", "evidence", "sandbox", "lab/scenario.py", "lab/project.py", "lab/runner.py",
-                "lab/display.py", "lab/template")
+GRADING_CODE = (
+    "grading",
+    "evidence",
+    "sandbox",
+    "lab/scenario.py",
+    "lab/project.py",
+    "lab/runner.py",
+    "lab/display.py",
+    "lab/template",
+)
 NOT_GRADING = ["__pycache__", "*.pyc", "reports.py", "chart.py", "lms.py", "export.py", "learner.py", "cli.py"]
 
 
@@ -139,8 +147,7 @@ def generate(src: Path, tmp: Path, assignment_id: str, course_id: str, db_url: s
     return tmp / "release" / assignment_id
 
 
-def prepare(root: Path, assignment_id: str, config: dict | None = None,
-            course_id: str | None = None) -> AssignmentInfo:
+def prepare(root: Path, assignment_id: str, config: dict | None = None, course_id: str | None = None) -> AssignmentInfo:
     """Build the worker's view of ``<root>/source/<assignment_id>/`` (see the module docstring)."""
     import nbgrader
 
@@ -152,7 +159,7 @@ def prepare(root: Path, assignment_id: str, config: dict | None = None,
         raise AssignmentError(f"no assignment source folder {src}")
     h = hashlib.sha256(f"{nbgrader.__version__}\0{course_id}\0{assignment_id}\0{code_hash()}\0".encode())
     _hash_files(h, src, [])
-    same = {k: v for k, v in config.items() if k != "CourseDirectory"}   # where the course lives changes no cell
+    same = {k: v for k, v in config.items() if k != "CourseDirectory"}  # where the course lives changes no cell
     same["ignore"] = ignore_patterns(config)
     h.update(json.dumps(same, sort_keys=True, default=str).encode())
     version = h.hexdigest()[:16]
@@ -161,11 +168,18 @@ def prepare(root: Path, assignment_id: str, config: dict | None = None,
         raise AssignmentError(f"{src} holds no notebook")
     rules_file = src / RULES_FILE
     return AssignmentInfo(
-        assignment_id=assignment_id, course_id=course_id, notebooks=tuple(made["notebooks"]),
-        seed_db=made["seed"], support_files=_support_files(src, config), version=version, config=config,
+        assignment_id=assignment_id,
+        course_id=course_id,
+        notebooks=tuple(made["notebooks"]),
+        seed_db=made["seed"],
+        support_files=_support_files(src, config),
+        version=version,
+        config=config,
         grade_cells=tuple(tuple(g) for g in made["grade_cells"]),
         cells={nb: tuple(CellInfo(**c) for c in cells) for nb, cells in made["cells"].items()},
-        plan=made["plan"], rules=rules_file.read_text() if rules_file.is_file() else None)
+        plan=made["plan"],
+        rules=rules_file.read_text() if rules_file.is_file() else None,
+    )
 
 
 def _support_files(src: Path, config: dict) -> dict[str, bytes]:
@@ -224,7 +238,7 @@ def _store(version: str, made: dict, seed: bytes) -> None:
     (part / "made.json").write_text(json.dumps(made))
     try:
         part.rename(caches / version)
-    except OSError:   # another process made it first
+    except OSError:  # another process made it first
         shutil.rmtree(part, ignore_errors=True)
 
 
@@ -235,7 +249,15 @@ def released_cells(nb: Any) -> list[CellInfo]:
         meta = cell.metadata.get("nbgrader")
         if not isinstance(meta, dict) or "grade_id" not in meta:
             continue
-        out.append(CellInfo(grade_id=str(meta["grade_id"]), cell_type=cell.cell_type, grade=bool(meta.get("grade")),
-                            solution=bool(meta.get("solution")), locked=bool(meta.get("locked")),
-                            points=float(meta.get("points", 0) or 0), source=cell.source))
+        out.append(
+            CellInfo(
+                grade_id=str(meta["grade_id"]),
+                cell_type=cell.cell_type,
+                grade=bool(meta.get("grade")),
+                solution=bool(meta.get("solution")),
+                locked=bool(meta.get("locked")),
+                points=float(meta.get("points", 0) or 0),
+                source=cell.source,
+            )
+        )
     return out

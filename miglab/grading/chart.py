@@ -8,6 +8,7 @@ function (the tests check it exactly); :func:`write_chart` only draws them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from dataclasses import dataclass
@@ -17,21 +18,23 @@ from pathlib import Path
 HARD, SO_SO = 0.5, 0.8
 COLOURS = {"hard": "#c44e52", "so-so": "#dd8452", "fine": "#4c72b0"}
 FULL_EPS = 1e-9  # a score within this of the maximum counts as full marks
-READING = ("How to read it: a bar is the class's mean score on\n"
-           "a question, as a share of its points (red: under 50%,\n"
-           "amber: under 80%); 'full' is the share of students\n"
-           "who got all its points. The histogram counts the\n"
-           "students in each band of the total; the black line\n"
-           "is the class's mean total.")
+READING = (
+    "How to read it: a bar is the class's mean score on\n"
+    "a question, as a share of its points (red: under 50%,\n"
+    "amber: under 80%); 'full' is the share of students\n"
+    "who got all its points. The histogram counts the\n"
+    "students in each band of the total; the black line\n"
+    "is the class's mean total."
+)
 
 
 @dataclass(frozen=True)
 class QuestionSummary:
     question: str
     max_score: float
-    mean: float          # the class's mean points
-    mean_share: float    # mean / max_score, 0..1
-    full_share: float    # share of students with full marks, 0..1
+    mean: float  # the class's mean points
+    mean_share: float  # mean / max_score, 0..1
+    full_share: float  # share of students with full marks, 0..1
     students: int
 
     @property
@@ -61,8 +64,16 @@ def question_summary(questions: list[str], rows: list[dict], max_scores: dict[st
         scores = [float(r.get(question, 0.0) or 0.0) for r in rows]
         mean = sum(scores) / n if n else 0.0
         full = sum(1 for s in scores if s >= top - FULL_EPS)
-        out.append(QuestionSummary(question=question, max_score=top, mean=mean, mean_share=mean / top,
-                                   full_share=full / n if n else 0.0, students=n))
+        out.append(
+            QuestionSummary(
+                question=question,
+                max_score=top,
+                mean=mean,
+                mean_share=mean / top,
+                full_share=full / n if n else 0.0,
+                students=n,
+            )
+        )
     order = {q: i for i, q in enumerate(questions)}
     return sorted(out, key=lambda s: (s.mean_share, s.full_share, order[s.question]))
 
@@ -136,12 +147,26 @@ def _question_bars(ax, summary: list, any_rows: bool) -> None:
     ax.set_xlabel("class mean, as a share of the question's points", fontsize=8)
     for y, s in zip(ys, summary):
         inside = s.mean_share > 0.85  # near 100% the label goes inside the bar, clear of the "full" column
-        ax.text(s.mean_share + (-0.01 if inside else 0.01), y, _pct(s.mean_share), va="center",
-                ha="right" if inside else "left", fontsize=7, color="white" if inside else "#555555")
-        ax.text(1.02, y, f"{_pct(s.full_share)} full", va="center", ha="left", fontsize=7.5,
-                transform=ax.get_yaxis_transform(), color="#333333")
-    ax.text(1.02, 1.005, "at full\nmarks", va="bottom", ha="left", fontsize=7, color="#666666",
-            transform=ax.transAxes)
+        ax.text(
+            s.mean_share + (-0.01 if inside else 0.01),
+            y,
+            _pct(s.mean_share),
+            va="center",
+            ha="right" if inside else "left",
+            fontsize=7,
+            color="white" if inside else "#555555",
+        )
+        ax.text(
+            1.02,
+            y,
+            f"{_pct(s.full_share)} full",
+            va="center",
+            ha="left",
+            fontsize=7.5,
+            transform=ax.get_yaxis_transform(),
+            color="#333333",
+        )
+    ax.text(1.02, 1.005, "at full\nmarks", va="bottom", ha="left", fontsize=7, color="#666666", transform=ax.transAxes)
     ax.set_title("Hardest questions first", fontsize=10, loc="left")
     if not any_rows:
         ax.text(0.5, 0.5, "no students", transform=ax.transAxes, ha="center", va="center", fontsize=12)
@@ -150,8 +175,9 @@ def _question_bars(ax, summary: list, any_rows: bool) -> None:
 def _totals(hx, totals: list[float], max_total: float) -> None:
     """The distribution of totals, the mean marked."""
     edges, counts = total_histogram(totals, max_total)
-    hx.bar([(a + b) / 2 for a, b in zip(edges, edges[1:])], counts, width=(edges[1] - edges[0]) * 0.92,
-           color="#8172b2")
+    hx.bar(
+        [(a + b) / 2 for a, b in itertools.pairwise(edges)], counts, width=(edges[1] - edges[0]) * 0.92, color="#8172b2"
+    )
     hx.set_xlim(0, edges[-1])
     hx.set_xlabel(f"total points (of {max_total:g})", fontsize=8)
     hx.set_ylabel("students", fontsize=8)
@@ -160,7 +186,8 @@ def _totals(hx, totals: list[float], max_total: float) -> None:
     if totals:
         mean = sum(totals) / len(totals)
         hx.axvline(mean, color="#222222", linewidth=1.2)
-        hx.set_title(f"Totals: mean {mean:.1f}, median {statistics.median(totals):g} (of {max_total:g})",
-                     fontsize=10, loc="left")
+        hx.set_title(
+            f"Totals: mean {mean:.1f}, median {statistics.median(totals):g} (of {max_total:g})", fontsize=10, loc="left"
+        )
     else:
         hx.set_title("Totals", fontsize=10, loc="left")

@@ -97,12 +97,12 @@ def _unreadable(exc: OSError) -> str:
 class Collected:
     """What :func:`read_submission` read from one folder."""
 
-    files: dict[str, bytes]                      # posix relative path -> bytes (walk order: sorted names)
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (relative path, reason a student can read)
-    too_large: str | None = None                 # the whole submission is over a limit: files is then empty
-    refused: str | None = None                   # the folder itself could not be read (a link, missing, ...)
-    total_bytes: int = 0                         # bytes read into ``files``
-    collected_at: float | None = None            # the folder's own mtime (never followed): its collection time
+    files: dict[str, bytes]  # posix relative path -> bytes (walk order: sorted names)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason a student can read)
+    too_large: str | None = None  # the whole submission is over a limit: files is then empty
+    refused: str | None = None  # the folder itself could not be read (a link, missing, ...)
+    total_bytes: int = 0  # bytes read into ``files``
+    collected_at: float | None = None  # the folder's own mtime (never followed): its collection time
 
     @property
     def readable(self) -> bool:
@@ -163,7 +163,7 @@ def _open_regular(name: str, dir_fd: int) -> tuple[int | None, str | None]:
                 return None, why
             try:
                 return os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC), None
-            except FileNotFoundError:       # no /proc: open the name itself, below
+            except FileNotFoundError:  # no /proc: open the name itself, below
                 pass
             except OSError as exc:
                 return None, _unreadable(exc)
@@ -238,9 +238,16 @@ def _open_folder(folder: Path, base: Path | None) -> int:
     return fd
 
 
-def read_submission(folder: Path, *, max_total: int = MAX_SUBMISSION_BYTES, max_file: int = MAX_FILE_BYTES,
-                    max_depth: int = MAX_DEPTH, max_entries: int = MAX_ENTRIES, base: Path | None = None,
-                    select=None) -> Collected:
+def read_submission(
+    folder: Path,
+    *,
+    max_total: int = MAX_SUBMISSION_BYTES,
+    max_file: int = MAX_FILE_BYTES,
+    max_depth: int = MAX_DEPTH,
+    max_entries: int = MAX_ENTRIES,
+    base: Path | None = None,
+    select=None,
+) -> Collected:
     """Read every regular file below ``folder`` without following any link (see the module's text).
 
     ``base``: a folder above ``folder`` (e.g. the course's ``submitted/``); every folder from it down
@@ -258,14 +265,14 @@ def read_submission(folder: Path, *, max_total: int = MAX_SUBMISSION_BYTES, max_
         collected_at = os.fstat(top).st_mtime
         walker.walk(top, "", 0)
     except _TooLarge as exc:
-        return Collected(files={}, skipped=walker.skipped, too_large=str(exc), total_bytes=walker.total,
-                         collected_at=collected_at)
+        return Collected(
+            files={}, skipped=walker.skipped, too_large=str(exc), total_bytes=walker.total, collected_at=collected_at
+        )
     except OSError as exc:
         return Collected(files={}, refused=f"the folder is {_unreadable(exc)}")
     finally:
         os.close(top)
-    return Collected(files=walker.files, skipped=walker.skipped, total_bytes=walker.total,
-                     collected_at=collected_at)
+    return Collected(files=walker.files, skipped=walker.skipped, total_bytes=walker.total, collected_at=collected_at)
 
 
 class _Walker:
@@ -303,8 +310,10 @@ class _Walker:
                     continue
                 self.entries += 1
                 if self.entries > self.max_entries:
-                    raise _TooLarge(f"the submission has more than {self.max_entries} files and folders, "
-                                    "the limit for one submission")
+                    raise _TooLarge(
+                        f"the submission has more than {self.max_entries} files and folders, "
+                        "the limit for one submission"
+                    )
                 names.append(entry.name)
         return sorted(names)
 
@@ -363,7 +372,7 @@ _MAX_TIMESTAMP_CHARS = 64
 def format_timestamp(when: dt.datetime) -> str:
     """The form nbgrader's exchange writes: ``2026-12-01 10:00:00.000000 UTC`` (``when`` naive UTC or aware)."""
     if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
     return when.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
@@ -385,7 +394,7 @@ def parse_timestamp(text: str) -> dt.datetime | None:
         return None
     try:
         when = parse_utc(text)
-    except Exception:  # dateutil raises ValueError, OverflowError, TypeError, ... for what a student writes
+    except Exception:  # noqa: BLE001 - dateutil raises ValueError, OverflowError, TypeError, ... on what a student writes
         return None
     return when if isinstance(when, dt.datetime) else None
 
@@ -417,19 +426,26 @@ def submission_time(collected: Collected, folder: Path) -> tuple[str | None, str
             mtime = os.lstat(folder).st_mtime
         except OSError:
             return None, f"{problem}, and the collection time is unknown: no submission time was recorded"
-    when = dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc)
+    when = dt.datetime.fromtimestamp(mtime, tz=dt.UTC)
     return format_timestamp(when), f"{problem}; the collection time {when:%Y-%m-%d %H:%M:%S} UTC was used"
 
 
 # ----------------------------------------------------------------------------- writing autograded/ and feedback/
+
 
 def _check_paths(files: dict) -> None:
     """ValueError naming every path that is not a plain relative path inside the folder."""
     bad, dirs = [], set()
     for rel in files:
         p = PurePosixPath(rel) if isinstance(rel, str) else None
-        if (p is None or not rel or "\0" in rel or rel.startswith("/") or p.as_posix() != rel
-                or any(part in ("..", ".") for part in p.parts)):
+        if (
+            p is None
+            or not rel
+            or "\0" in rel
+            or rel.startswith("/")
+            or p.as_posix() != rel
+            or any(part in ("..", ".") for part in p.parts)
+        ):
             bad.append(rel)
             continue
         dirs.update(str(parent) for parent in p.parents if str(parent) != ".")
@@ -503,13 +519,14 @@ def _fill(root_fd: int, files: dict, file_mode: int, dir_mode: int) -> None:
                     opened[sub] = os.open(part, _DIR_FLAGS, dir_fd=opened[key])
                     os.fchmod(opened[sub], dir_mode)
                 key = sub
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=opened[key])
+            fd = os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=opened[key]
+            )
             try:
                 os.fchmod(fd, file_mode)
                 view = memoryview(files[rel])
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
     finally:
@@ -559,7 +576,7 @@ def write_tree(dest: Path, files: dict[str, bytes], *, private: bool) -> None:
             except FileNotFoundError:
                 exists = False
             if exists and _exchange(pfd, tmp, dest.name):
-                pass                                      # tmp now holds the old tree
+                pass  # tmp now holds the old tree
             else:
                 if exists:
                     os.rename(dest.name, old, src_dir_fd=pfd, dst_dir_fd=pfd)

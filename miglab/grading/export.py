@@ -49,7 +49,7 @@ from pathlib import Path
 
 FORMATS = ("canvas", "moodle", "csv")
 CANVAS_IDENTITY = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-CANVAS_POINTS_ROW = "    Points Possible"     # as Canvas's own export writes it (Canvas checks it "includes" this)
+CANVAS_POINTS_ROW = "    Points Possible"  # as Canvas's own export writes it (Canvas checks it "includes" this)
 MOODLE_COLUMNS = ["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Last modified (grade)"]
 MOODLE_PARTICIPANT = "Participant "
 DEFAULT_FILES = {"canvas": "canvas.csv", "moodle": "moodle.csv", "csv": "grades.csv"}
@@ -63,8 +63,8 @@ class ExportError(Exception):
 class ExportReport:
     path: Path
     format: str
-    exported: list = field(default_factory=list)    # student ids written
-    left_out: list = field(default_factory=list)    # (student id, why)
+    exported: list = field(default_factory=list)  # student ids written
+    left_out: list = field(default_factory=list)  # (student id, why)
     warnings: list = field(default_factory=list)
 
     def text(self) -> str:
@@ -107,9 +107,16 @@ def people(db_url: str, course_id: str) -> dict[str, Person]:
     from nbgrader.api import Gradebook
 
     with Gradebook(db_url, course_id) as gb:
-        return {s.id: Person(id=s.id, first_name=s.first_name or "", last_name=s.last_name or "",
-                             email=s.email or "", lms_user_id=str(s.lms_user_id or ""))
-                for s in gb.students}
+        return {
+            s.id: Person(
+                id=s.id,
+                first_name=s.first_name or "",
+                last_name=s.last_name or "",
+                email=s.email or "",
+                lms_user_id=str(s.lms_user_id or ""),
+            )
+            for s in gb.students
+        }
 
 
 def points(value: float) -> str:
@@ -140,7 +147,7 @@ def _canvas_match(person: Person, roster: list[dict]) -> dict | None:
 def _moodle_match(person: Person, roster: list[dict]) -> dict | None:
     for row in roster:
         ident = (row.get("Identifier") or "").strip()
-        number = ident[len(MOODLE_PARTICIPANT):] if ident.startswith(MOODLE_PARTICIPANT) else ""
+        number = ident[len(MOODLE_PARTICIPANT) :] if ident.startswith(MOODLE_PARTICIPANT) else ""
         if number and number in person.ids():
             return row
         email = (row.get("Email address") or "").strip().lower()
@@ -149,9 +156,16 @@ def _moodle_match(person: Person, roster: list[dict]) -> dict | None:
     return None
 
 
-def canvas_rows(rows: list[dict], who: dict[str, Person], column: str, max_total: float, roster: list[dict] | None,
-                report: ExportReport, scale: float) -> list[list[str]]:
-    out = [CANVAS_IDENTITY + [column], [CANVAS_POINTS_ROW, "", "", "", "", points(max_total * scale)]]
+def canvas_rows(
+    rows: list[dict],
+    who: dict[str, Person],
+    column: str,
+    max_total: float,
+    roster: list[dict] | None,
+    report: ExportReport,
+    scale: float,
+) -> list[list[str]]:
+    out = [[*CANVAS_IDENTITY, column], [CANVAS_POINTS_ROW, "", "", "", "", points(max_total * scale)]]
     unmatched = []
     for row in rows:
         person = who.get(row["student_id"]) or Person(id=row["student_id"])
@@ -163,15 +177,22 @@ def canvas_rows(rows: list[dict], who: dict[str, Person], column: str, max_total
                 unmatched.append(person.id)
             login = "" if person.lms_id else person.id
             identity = [person.sortable_name, person.lms_id, "", login, ""]
-        out.append(identity + [points(row["total"] * scale)])
+        out.append([*identity, points(row["total"] * scale)])
         report.exported.append(person.id)
     if unmatched:
         report.warnings.append(f"not in the roster (written with what nbgrader knows): {', '.join(unmatched)}")
     return out
 
 
-def moodle_rows(rows: list[dict], who: dict[str, Person], max_total: float, roster: list[dict] | None,
-                graded_at: dict[str, str], report: ExportReport, scale: float) -> list[list[str]]:
+def moodle_rows(
+    rows: list[dict],
+    who: dict[str, Person],
+    max_total: float,
+    roster: list[dict] | None,
+    graded_at: dict[str, str],
+    report: ExportReport,
+    scale: float,
+) -> list[list[str]]:
     out = [list(MOODLE_COLUMNS)]
     for row in rows:
         person = who.get(row["student_id"]) or Person(id=row["student_id"])
@@ -183,11 +204,17 @@ def moodle_rows(rows: list[dict], who: dict[str, Person], max_total: float, rost
         elif person.lms_id:
             ident, name, email = MOODLE_PARTICIPANT + person.lms_id, person.full_name, person.email
         else:
-            report.left_out.append((person.id, "no Moodle participant number (a roster, an lms_user_id, or an "
-                                               "id from Moodle's download names gives one)"))
+            report.left_out.append(
+                (
+                    person.id,
+                    "no Moodle participant number (a roster, an lms_user_id, or an "
+                    "id from Moodle's download names gives one)",
+                )
+            )
             continue
-        out.append([ident, name, email, points(row["total"] * scale), points(max_total * scale),
-                    graded_at.get(person.id, "")])
+        out.append(
+            [ident, name, email, points(row["total"] * scale), points(max_total * scale), graded_at.get(person.id, "")]
+        )
         report.exported.append(person.id)
     return out
 
@@ -202,8 +229,10 @@ def _graded_at(db_url: str, course_id: str, assignment: str) -> dict[str, str]:
     with Gradebook(db_url, course_id) as gb, gb.engine.connect() as conn:
         if not gb.engine.dialect.has_table(conn, LEDGER.name):
             return {}
-        return {r.student: r.graded_at for r in conn.execute(
-            select(LEDGER.c.student, LEDGER.c.graded_at).where(LEDGER.c.assignment == assignment))}
+        return {
+            r.student: r.graded_at
+            for r in conn.execute(select(LEDGER.c.student, LEDGER.c.graded_at).where(LEDGER.c.assignment == assignment))
+        }
 
 
 def write_rows(path: Path, rows: list[list[str]]) -> Path:
@@ -215,8 +244,39 @@ def write_rows(path: Path, rows: list[list[str]]) -> Path:
     return path
 
 
-def export(db_url: str, course_id: str, assignment: str, fmt: str, output: Path, *, column: str | None = None,
-           roster: Path | None = None, out_of: float | None = None) -> ExportReport:
+def _gradable(rows: list[dict], report: ExportReport) -> list[dict]:
+    """The rows that may go to an LMS: never a submission the grader failed on."""
+    graded = []
+    for row in rows:
+        if row.get("status") == "error":
+            why = "the grader failed on this submission (status error): grade it again before exporting"
+            report.left_out.append((row["student_id"], why))
+        else:
+            graded.append(row)
+    return graded
+
+
+def _warn_unmatched(out: list[list[str]], listed: object, report: ExportReport) -> None:
+    no_id = [r[3] or "?" for r in out[2:] if not r[1] and not r[2]]
+    if no_id and listed is None:
+        report.warnings.append(
+            f"{len(no_id)} students have no Canvas user id (ID), so Canvas matches them by "
+            f"SIS Login ID, then name: {', '.join(no_id)}. A --roster (Canvas's gradebook "
+            "export) or nbgrader's lms_user_id makes the match exact."
+        )
+
+
+def export(
+    db_url: str,
+    course_id: str,
+    assignment: str,
+    fmt: str,
+    output: Path,
+    *,
+    column: str | None = None,
+    roster: Path | None = None,
+    out_of: float | None = None,
+) -> ExportReport:
     """Write ``assignment``'s grades from the gradebook at ``db_url`` to ``output`` in format ``fmt``."""
     from nbgrader.api import MissingEntry
 
@@ -238,25 +298,15 @@ def export(db_url: str, course_id: str, assignment: str, fmt: str, output: Path,
     if out_of is not None and out_of <= 0:
         raise ExportError("--out-of must be a positive number of points")
     scale = (out_of / max_total) if out_of and max_total else 1.0
-    graded = []
-    for row in rows:
-        if row.get("status") == "error":
-            report.left_out.append((row["student_id"], "the grader failed on this submission (status error): "
-                                                       "grade it again before exporting"))
-        else:
-            graded.append(row)
+    graded = _gradable(rows, report)
     who = people(db_url, course_id)
     listed = read_roster(roster) if roster else None
     if fmt == "canvas":
         out = canvas_rows(graded, who, column or assignment, max_total, listed, report, scale)
-        no_id = [r[3] or "?" for r in out[2:] if not r[1] and not r[2]]
-        if no_id and listed is None:
-            report.warnings.append(f"{len(no_id)} students have no Canvas user id (ID), so Canvas matches them by "
-                                   f"SIS Login ID, then name: {', '.join(no_id)}. A --roster (Canvas's gradebook "
-                                   "export) or nbgrader's lms_user_id makes the match exact.")
+        _warn_unmatched(out, listed, report)
     else:
         out = moodle_rows(graded, who, max_total, listed, _graded_at(db_url, course_id, assignment), report, scale)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         for line in out[1:]:
             line[5] = line[5] or stamp
     write_rows(output, out)
@@ -273,4 +323,3 @@ def _max_total(db_url: str, course_id: str, assignment: str) -> float:
 
 def default_output(course: Path, assignment: str, fmt: str) -> Path:
     return Path(course) / "reports" / assignment / DEFAULT_FILES[fmt]
-

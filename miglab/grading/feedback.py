@@ -25,7 +25,6 @@ from __future__ import annotations
 import builtins
 
 from nbformat.v4 import new_markdown_cell, new_output
-
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
@@ -40,8 +39,9 @@ class GradingFeedback(NbGraderPreprocessor):
     """Judge messages for judged cells; no raw output once hidden tests have run (see the module docstring)."""
 
     def preprocess(self, nb, resources):
-        hidden_from = next((i for i, c in enumerate(nb.cells)
-                            if c.cell_type == "code" and BEGIN_HIDDEN in c.source), len(nb.cells))
+        hidden_from = next(
+            (i for i, c in enumerate(nb.cells) if c.cell_type == "code" and BEGIN_HIDDEN in c.source), len(nb.cells)
+        )
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -77,8 +77,14 @@ def _withheld(outputs: list) -> list:
     if errors:
         name = str(errors[-1].get("ename", ""))
         kind = name if isinstance(getattr(builtins, name, None), type) and name.isidentifier() else "an exception"
-        out.append(new_output("error", ename=kind, evalue="(the message is not shown after hidden tests ran)",
-                              traceback=[f"This cell raised {kind} while it was graded."]))
+        out.append(
+            new_output(
+                "error",
+                ename=kind,
+                evalue="(the message is not shown after hidden tests ran)",
+                traceback=[f"This cell raised {kind} while it was graded."],
+            )
+        )
     return out
 
 
@@ -142,8 +148,9 @@ def _cached_exporter_class():
             lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
             highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
             resources = self._init_resources(resources)
-            filter_data_type = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self,
-                                                     resources=resources)
+            filter_data_type = WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources
+            )
             self.register_filter("highlight_code", highlight_code)
             self.register_filter("filter_data_type", filter_data_type)
             html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)

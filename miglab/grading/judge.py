@@ -37,7 +37,7 @@ from .plan import CellPlan, Plan, PlannedCall
 from .rulebook import RuleBook, RuleError
 from .scan import CodeScan
 
-MAX_RECORDS = 10_000   # evidence records read from one cell
+MAX_RECORDS = 10_000  # evidence records read from one cell
 
 
 @dataclass
@@ -47,9 +47,9 @@ class CellJudgement:
     grade_id: str
     score: float
     max_score: float
-    messages: list[Any] = field(default_factory=list)   # lines for feedback (✔/✘ ...)
-    reason: str = ""                                # why points were lost, one line (CSV, summary)
-    log: list[Any] = field(default_factory=list)         # for the instructor's log only
+    messages: list[Any] = field(default_factory=list)  # lines for feedback (✔/✘ ...)
+    reason: str = ""  # why points were lost, one line (CSV, summary)
+    log: list[Any] = field(default_factory=list)  # for the instructor's log only
 
 
 def evidence_records(cell: Any) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def evidence_records(cell: Any) -> list[dict[str, Any]]:
             break
         data = out.get("data") if isinstance(out, dict) and out.get("output_type") == "display_data" else None
         payload = data.get(EVIDENCE_MIME) if isinstance(data, dict) else None
-        if isinstance(payload, str):   # some writers store JSON data as text
+        if isinstance(payload, str):  # some writers store JSON data as text
             try:
                 payload = json.loads(payload)
             except ValueError:
@@ -82,8 +82,9 @@ def _plain(x: Any, depth: int = 0) -> Any:
     return x if x is None or type(x) in (str, int, float, bool) else None
 
 
-def judge_notebook(nb: Any, notebook_id: str, plan: Plan, rules: RuleBook, context: Any,
-                   scan: CodeScan) -> dict[str, CellJudgement]:
+def judge_notebook(
+    nb: Any, notebook_id: str, plan: Plan, rules: RuleBook, context: Any, scan: CodeScan
+) -> dict[str, CellJudgement]:
     """Every judged cell of one autograded notebook, by grade_id."""
     cells = {}
     for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
@@ -110,8 +111,10 @@ def judge_cell(cp: CellPlan, cell: Any, rules: RuleBook, context: Any, scan: Cod
     for record in evidence_records(cell):
         queues[record["key"]].append(record)
     log: list[str] = []
-    outcomes = [(call, _judge_call(call, queues[call.key].popleft() if queues[call.key] else None,
-                                   rules, context, log)) for call in cp.calls]
+    outcomes = [
+        (call, _judge_call(call, queues[call.key].popleft() if queues[call.key] else None, rules, context, log))
+        for call in cp.calls
+    ]
     planned = {c.key for c in cp.calls}
     extra = sum(len(q) for k, q in queues.items() if k in planned)
     messages = _messages(outcomes, rules)
@@ -122,7 +125,9 @@ def judge_cell(cp: CellPlan, cell: Any, rules: RuleBook, context: Any, scan: Cod
     return CellJudgement(cp.grade_id, cp.points if ok else 0.0, cp.points, messages, reason, log)
 
 
-def _judge_call(call: PlannedCall, record: dict[str, Any] | None, rules: RuleBook, context: Any, log: list[str]) -> Verdict:
+def _judge_call(
+    call: PlannedCall, record: dict[str, Any] | None, rules: RuleBook, context: Any, log: list[str]
+) -> Verdict:
     where = "a hidden input" if call.hidden else "the example"
     if record is None:
         return Verdict(False, "no result was recorded for this check (the cell stopped before it, or never ran)")
@@ -143,11 +148,21 @@ def _judge_call(call: PlannedCall, record: dict[str, Any] | None, rules: RuleBoo
         return _by_expect(call, record["output"])
     expect = call.expect if call.has_expect else NOTHING
     try:
-        return as_verdict(rule(Call(args=call.args, output=record["output"], expect=expect, params=call.params,
-                                    context=context, hidden=call.hidden)))
+        return as_verdict(
+            rule(
+                Call(
+                    args=call.args,
+                    output=record["output"],
+                    expect=expect,
+                    params=call.params,
+                    context=context,
+                    hidden=call.hidden,
+                )
+            )
+        )
     except BadAnswer as exc:
         return Verdict(False, str(exc) if not call.hidden else "the answer does not have the expected form")
-    except Exception as exc:  # a rule that cannot read this answer: the call fails, the class goes on
+    except Exception as exc:  # noqa: BLE001 - a rule that cannot read this answer: the call fails, the class goes on
         log.append(f"rule {call.rule} raised on {where}:\n{traceback.format_exc(limit=8)}")
         return Verdict(False, f"this answer could not be judged ({type(exc).__name__})")
 
@@ -176,7 +191,7 @@ def _messages(outcomes: list[tuple[PlannedCall, Verdict]], rules: RuleBook) -> l
         if not _told(call):
             continue
         if v.ok and deciding and not call.has_expect and not _decides(call, rules):
-            lines.append("✔ answered in the expected form")   # a form check; the deciding one follows
+            lines.append("✔ answered in the expected form")  # a form check; the deciding one follows
         else:
             lines.append(f"{'✔' if v.ok else '✘'} {v.reason}")
     hidden = [v for c, v in outcomes if not _told(c)]

@@ -29,22 +29,23 @@ STUDENT = "me"
 class SelfGrade:
     notebook: Path
     assignment: str
-    course: Path                 # the scratch course
-    result: object               # model.Result
-    feedback: list               # feedback pages written (Paths)
+    course: Path  # the scratch course
+    result: object  # model.Result
+    feedback: list  # feedback pages written (Paths)
 
     def text(self) -> str:
         r = self.result
         width = max([len(s.grade_id) for s in r.scores] + [8])
-        lines = [f"{self.notebook}: {self.assignment}, graded as the instructor's grading would "
-                 f"(sandbox and judge)"]
+        lines = [f"{self.notebook}: {self.assignment}, graded as the instructor's grading would (sandbox and judge)"]
         for s in r.scores:
             score = s.score or 0.0
             mark = "✔" if score >= s.max_score else ("~" if score > 0 else "✘")
             why = f"  {s.reason.splitlines()[0]}" if s.reason and score < s.max_score else ""
             lines.append(f"  {s.grade_id:<{width}} {score:>4g} / {s.max_score:<3g} {mark}{why}")
-        lines.append(f"total: {r.total:g} / {r.max_total:g}   status: {r.status}"
-                     + (f" ({r.reason.splitlines()[0]})" if r.reason and r.status != "ok" else ""))
+        lines.append(
+            f"total: {r.total:g} / {r.max_total:g}   status: {r.status}"
+            + (f" ({r.reason.splitlines()[0]})" if r.reason and r.status != "ok" else "")
+        )
         lines += [f"note: {n}" for n in r.notes]
         lines += [f"feedback: {p}" for p in self.feedback]
         if not self.feedback:
@@ -59,16 +60,38 @@ def infer_assignment(course: Path, notebook: Path) -> str:
         if (course / "source" / name).is_dir():
             return name
     have = sorted(p.name for p in (course / "source").iterdir() if p.is_dir()) if (course / "source").is_dir() else []
-    raise AssignmentError(f"cannot tell which assignment {notebook} is: neither its folder nor its name is one of "
-                          f"source/ ({', '.join(have) or 'none'}); name it with --assignment")
+    raise AssignmentError(
+        f"cannot tell which assignment {notebook} is: neither its folder nor its name is one of "
+        f"source/ ({', '.join(have) or 'none'}); name it with --assignment"
+    )
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def grade_mine(notebook: Path, *, course: Path, assignment: str | None = None, out: Path | None = None,
-               unsafe: bool = False, limits=None) -> SelfGrade:
+def _notebooks_of(notebook: Path, assignment: str, notebooks: tuple[str, ...]) -> dict[str, Path]:
+    """The learner's copies of the assignment's notebooks: this one, and the others found beside it."""
+    if notebook.stem in notebooks:
+        found = {nb: notebook.parent / f"{nb}.ipynb" for nb in notebooks}
+        return {nb: p for nb, p in found.items() if nb == notebook.stem or (p.is_file() and not p.is_symlink())}
+    if len(notebooks) == 1:  # a copy under another name ("deep_dive-Copy1.ipynb")
+        return {notebooks[0]: notebook}
+    raise AssignmentError(
+        f"{notebook.name} is not a notebook of {assignment} "
+        f"(its notebooks: {', '.join(n + '.ipynb' for n in notebooks)})"
+    )
+
+
+def grade_mine(
+    notebook: Path,
+    *,
+    course: Path,
+    assignment: str | None = None,
+    out: Path | None = None,
+    unsafe: bool = False,
+    limits=None,
+) -> SelfGrade:
     """Grade ``notebook`` (and the assignment's other notebooks beside it) as the instructor would.
 
     ``limits``: the time limits (default: the course's, as ``python -m miglab.grading grade`` takes them).
@@ -81,15 +104,7 @@ def grade_mine(notebook: Path, *, course: Path, assignment: str | None = None, o
     if not notebook.is_file() or notebook.is_symlink():
         raise AssignmentError(f"no notebook file {notebook}")
     assignment = assignment or infer_assignment(course, notebook)
-    info = prepare(course, assignment)
-    if notebook.stem in info.notebooks:   # and the assignment's other notebooks found beside it
-        mine = {nb: notebook.parent / f"{nb}.ipynb" for nb in info.notebooks}
-        mine = {nb: p for nb, p in mine.items() if nb == notebook.stem or (p.is_file() and not p.is_symlink())}
-    elif len(info.notebooks) == 1:        # a copy under another name ("deep_dive-Copy1.ipynb")
-        mine = {info.notebooks[0]: notebook}
-    else:
-        raise AssignmentError(f"{notebook.name} is not a notebook of {assignment} "
-                              f"(its notebooks: {', '.join(n + '.ipynb' for n in info.notebooks)})")
+    mine = _notebooks_of(notebook, assignment, prepare(course, assignment).notebooks)
     before = {nb: _digest(p) for nb, p in mine.items()}
 
     scratch = Path(out).resolve() if out else course / ".grading" / "me" / assignment
@@ -101,12 +116,21 @@ def grade_mine(notebook: Path, *, course: Path, assignment: str | None = None, o
     folder.mkdir(parents=True)
     for nb, path in mine.items():
         (folder / f"{nb}.ipynb").write_bytes(path.read_bytes())
-    (folder / "timestamp.txt").write_text(format_timestamp(dt.datetime.now(dt.timezone.utc)))
+    (folder / "timestamp.txt").write_text(format_timestamp(dt.datetime.now(dt.UTC)))
 
-    summary = grade_assignment(scratch, assignment, workers=1, force=True, limits=limits,
-                               kernel=default_kernel(unsafe), progress=False, feedback=True, reports=False)
+    summary = grade_assignment(
+        scratch,
+        assignment,
+        workers=1,
+        force=True,
+        limits=limits,
+        kernel=default_kernel(unsafe),
+        progress=False,
+        feedback=True,
+        reports=False,
+    )
     after = {nb: _digest(p) for nb, p in mine.items()}
-    if after != before:   # never: the notebook is only read; said loudly if it ever were not so
+    if after != before:  # never: the notebook is only read; said loudly if it ever were not so
         raise AssignmentError(f"{notebook} changed while it was graded")
     result = next(r for r in summary.results if r.student_id == STUDENT)
     pages = sorted((scratch / "feedback" / STUDENT / assignment).glob("*.html"))

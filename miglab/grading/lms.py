@@ -57,8 +57,17 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .collect import (LINK, MAX_DEPTH, MAX_FILE_BYTES, format_timestamp, kind_of, parse_timestamp,
-                      read_submission, size_text, write_tree)
+from .collect import (
+    LINK,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    format_timestamp,
+    kind_of,
+    parse_timestamp,
+    read_submission,
+    size_text,
+    write_tree,
+)
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 CANVAS = re.compile(r"^(?P<name>.+?)_(?:(?P<late>late)_)?(?P<id>\d+)_\d+_.", re.IGNORECASE)
@@ -77,17 +86,19 @@ class LMSImportError(Exception):
 
 @dataclass
 class ImportReport:
-    imported: list = field(default_factory=list)     # student ids written
-    unchanged: list = field(default_factory=list)    # identical submission already there
-    replaced: list = field(default_factory=list)     # different submission, replaced (old one kept)
-    problems: list = field(default_factory=list)     # (file name, reason): nothing written for it
-    late: list = field(default_factory=list)         # student ids the LMS marks late (Canvas LATE)
-    times: dict = field(default_factory=dict)        # student id -> (timestamp.txt written, where it comes from)
-    warnings: list = field(default_factory=list)     # sentences for the instructor
+    imported: list = field(default_factory=list)  # student ids written
+    unchanged: list = field(default_factory=list)  # identical submission already there
+    replaced: list = field(default_factory=list)  # different submission, replaced (old one kept)
+    problems: list = field(default_factory=list)  # (file name, reason): nothing written for it
+    late: list = field(default_factory=list)  # student ids the LMS marks late (Canvas LATE)
+    times: dict = field(default_factory=dict)  # student id -> (timestamp.txt written, where it comes from)
+    warnings: list = field(default_factory=list)  # sentences for the instructor
 
     def text(self) -> str:
-        lines = [f"imported {len(self.imported)}, replaced {len(self.replaced)}, "
-                 f"unchanged {len(self.unchanged)}, not imported {len(self.problems)}"]
+        lines = [
+            f"imported {len(self.imported)}, replaced {len(self.replaced)}, "
+            f"unchanged {len(self.unchanged)}, not imported {len(self.problems)}"
+        ]
         if self.late:
             lines.append(f"  late (the LMS says so): {', '.join(self.late)}")
         by_how: dict[str, list] = {}
@@ -104,8 +115,8 @@ class Named:
     """What a downloaded file's name says: the student, which LMS named it, and lateness if it says."""
 
     student: str
-    lms: str                 # "canvas", "moodle", "regex" or "plain"
-    late: bool | None        # None: the name says nothing of lateness
+    lms: str  # "canvas", "moodle", "regex" or "plain"
+    late: bool | None  # None: the name says nothing of lateness
 
 
 def parse_name(relpath: str, assignment: str, notebook: str, id_regex: str | None = None) -> Named:
@@ -172,7 +183,8 @@ def due_date(root: Path, assignment: str, db_url: str | None = None) -> dt.datet
 def _wanted(rel: str) -> bool:
     parts = PurePosixPath(rel).parts
     return rel.endswith(".ipynb") and not any(
-        part.startswith(".") or part in ("__MACOSX", ".ipynb_checkpoints") for part in parts)
+        part.startswith(".") or part in ("__MACOSX", ".ipynb_checkpoints") for part in parts
+    )
 
 
 def zip_refusal(info: zipfile.ZipInfo) -> str | None:
@@ -202,8 +214,9 @@ def _zip_entries(source: Path, report: ImportReport) -> list[tuple[str, bytes]]:
     with z:
         infos = z.infolist()
         if len(infos) > MAX_IMPORT_ENTRIES:
-            raise LMSImportError(f"{source} has more than {MAX_IMPORT_ENTRIES} entries, the import limit: "
-                                 "nothing was imported")
+            raise LMSImportError(
+                f"{source} has more than {MAX_IMPORT_ENTRIES} entries, the import limit: nothing was imported"
+            )
         for info in infos:
             shown = info.orig_filename.replace("\0", "\\0")
             why = zip_refusal(info)
@@ -230,21 +243,31 @@ def _zip_entries(source: Path, report: ImportReport) -> list[tuple[str, bytes]]:
                 continue
             total += len(data)
             if total > MAX_IMPORT_BYTES:
-                raise LMSImportError(f"{source} holds more than {size_text(MAX_IMPORT_BYTES)} of notebooks, "
-                                     "the import limit: nothing was imported")
+                raise LMSImportError(
+                    f"{source} holds more than {size_text(MAX_IMPORT_BYTES)} of notebooks, "
+                    "the import limit: nothing was imported"
+                )
             out.append((name, data))
     return out
 
 
 def _folder_entries(source: Path, report: ImportReport) -> list[tuple[str, bytes]]:
     # The folder named by the instructor may itself be a link (their own choice); nothing inside it is followed.
-    collected = read_submission(Path(os.path.realpath(source)), max_total=MAX_IMPORT_BYTES, max_file=MAX_FILE_BYTES,
-                                max_depth=MAX_DEPTH, max_entries=MAX_IMPORT_ENTRIES, select=_wanted)
+    collected = read_submission(
+        Path(os.path.realpath(source)),
+        max_total=MAX_IMPORT_BYTES,
+        max_file=MAX_FILE_BYTES,
+        max_depth=MAX_DEPTH,
+        max_entries=MAX_IMPORT_ENTRIES,
+        select=_wanted,
+    )
     if collected.refused:
         raise LMSImportError(f"{source}: {collected.refused}")
     if collected.too_large:
-        raise LMSImportError(f"{source} is over the import limits ({size_text(MAX_IMPORT_BYTES)} of notebooks, "
-                             f"{MAX_IMPORT_ENTRIES} files and folders): nothing was imported")
+        raise LMSImportError(
+            f"{source} is over the import limits ({size_text(MAX_IMPORT_BYTES)} of notebooks, "
+            f"{MAX_IMPORT_ENTRIES} files and folders): nothing was imported"
+        )
     report.problems += collected.skipped
     return list(collected.files.items())
 
@@ -263,8 +286,11 @@ def _stamp(named: Named, due: dt.datetime | None, now: dt.datetime) -> tuple[str
     if named.late is not None and due is not None:
         shown = f"{due:%Y-%m-%d %H:%M:%S} UTC"
         if named.late:
-            return (format_timestamp(due + dt.timedelta(seconds=1)),
-                    f"1 second after the due date {shown} (LATE in Canvas)", True)
+            return (
+                format_timestamp(due + dt.timedelta(seconds=1)),
+                f"1 second after the due date {shown} (LATE in Canvas)",
+                True,
+            )
         return format_timestamp(due), f"the due date {shown} (on time in Canvas)", True
     if named.late is not None:
         state = "LATE" if named.late else "on time"
@@ -276,7 +302,7 @@ def _due(due, root: Path, assignment: str, db_url: str | None) -> dt.datetime | 
     if due is None:
         return due_date(root, assignment, db_url)
     if isinstance(due, dt.datetime):
-        return due.astimezone(dt.timezone.utc).replace(tzinfo=None) if due.tzinfo else due
+        return due.astimezone(dt.UTC).replace(tzinfo=None) if due.tzinfo else due
     parsed = parse_timestamp(str(due))
     if parsed is None:
         raise LMSImportError(f"the due date {due!r} is not a time nbgrader understands")
@@ -293,14 +319,24 @@ def _difference(dest: Path, nb_name: str, data: bytes, stamp: str | None) -> str
         return f"{dest / nb_name} exists with other content"
     old_stamp = old.files.get("timestamp.txt", b"").decode("utf-8", "replace")
     if stamp is not None and old_stamp != stamp:
-        return (f"{dest / 'timestamp.txt'} holds another time ({old_stamp.strip()[:40]!r}) "
-                f"than the download gives ({stamp})")
+        return (
+            f"{dest / 'timestamp.txt'} holds another time ({old_stamp.strip()[:40]!r}) "
+            f"than the download gives ({stamp})"
+        )
     return None
 
 
-def import_submissions(source, root, assignment: str, *, notebook: str | None = None,
-                       id_regex: str | None = None, replace: bool = False,
-                       due: dt.datetime | str | None = None, db_url: str | None = None) -> ImportReport:
+def import_submissions(
+    source,
+    root,
+    assignment: str,
+    *,
+    notebook: str | None = None,
+    id_regex: str | None = None,
+    replace: bool = False,
+    due: dt.datetime | str | None = None,
+    db_url: str | None = None,
+) -> ImportReport:
     """Write one ``submitted/<id>/<assignment>/`` per student found in ``source`` (see the module's text).
 
     ``due``: the assignment's due date (a naive-UTC or aware datetime, or a string nbgrader's
@@ -320,12 +356,14 @@ def import_submissions(source, root, assignment: str, *, notebook: str | None = 
         report.warnings.append(
             f"Canvas marks {', '.join(run.unknown_late)} LATE, but {assignment} has no due date here: set it "
             f"(nbgrader db assignment add {assignment} --duedate=...) and import again with --replace "
-            "to record the lateness in timestamp.txt")
+            "to record the lateness in timestamp.txt"
+        )
     return report
 
 
-def _by_student(source: Path, assignment: str, notebook: str, id_regex: str | None,
-                report: ImportReport) -> dict[str, list]:
+def _by_student(
+    source: Path, assignment: str, notebook: str, id_regex: str | None, report: ImportReport
+) -> dict[str, list]:
     """The download's notebooks grouped by the student id their names carry."""
     by_id: dict[str, list] = {}
     for rel, data in _entries(source, report):
@@ -344,7 +382,7 @@ class _Import:
     def __init__(self, root: Path, assignment: str, nb_name: str, replace: bool, due_at, report: ImportReport):
         self.root, self.assignment, self.nb_name, self.replace = root, assignment, nb_name, replace
         self.due_at, self.report = due_at, report
-        self.now = dt.datetime.now(dt.timezone.utc)
+        self.now = dt.datetime.now(dt.UTC)
         self.unknown_late: list[str] = []
 
     def one(self, sid: str, rel: str, data: bytes, named) -> None:
@@ -368,7 +406,7 @@ class _Import:
                 report.problems.append((rel, f"{conflict} (use --replace; the old folder is kept)"))
                 return
         try:
-            if replacing:     # keep whatever was there (a link is moved, never followed)
+            if replacing:  # keep whatever was there (a link is moved, never followed)
                 os.rename(dest, dest.parent / f".{self.assignment}.previous-{self.now:%Y%m%dT%H%M%S%f}")
             write_tree(dest, {self.nb_name: data, "timestamp.txt": stamp.encode()}, private=True)
         except OSError as exc:

@@ -57,9 +57,9 @@ class CellPlan:
     notebook: str
     grade_id: str
     points: float
-    calls: list[PlannedCall]    # empty: nbgrader's in-kernel result decides the cell
-    has_asserts: bool = False   # assert statements (decided in the kernel) next to check() calls
-    has_hidden: bool = False    # the cell carries a hidden test block
+    calls: list[PlannedCall]  # empty: nbgrader's in-kernel result decides the cell
+    has_asserts: bool = False  # assert statements (decided in the kernel) next to check() calls
+    has_hidden: bool = False  # the cell carries a hidden test block
 
     @property
     def judged(self) -> bool:
@@ -68,9 +68,9 @@ class CellPlan:
 
 @dataclass
 class Plan:
-    cells: list[CellPlan] = field(default_factory=list)   # notebook order
-    problems: list[Any] = field(default_factory=list)   # what stops the plan being trusted, for `check`
-    notes: list[Any] = field(default_factory=list)      # worth knowing, harmless
+    cells: list[CellPlan] = field(default_factory=list)  # notebook order
+    problems: list[Any] = field(default_factory=list)  # what stops the plan being trusted, for `check`
+    notes: list[Any] = field(default_factory=list)  # worth knowing, harmless
 
     def cell(self, notebook: str, grade_id: str) -> CellPlan | None:
         for c in self.cells:
@@ -95,8 +95,9 @@ def read_plan(notebook: Path, folder: Path | None = None, timeout: float = 300) 
     cmd = [sys.executable, "-m", "miglab.grading.plan", str(notebook)]
     env = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "agg"}
     env.pop("NBGRADER_EXECUTION", None)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=str(folder or notebook.parent))
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(folder or notebook.parent)
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
         return Plan(problems=[f"{notebook.name}: the test cells could not be read: {tail[0]}"])
@@ -119,17 +120,17 @@ def plan_notebook(path: Path) -> Plan:
     for index, cell in enumerate(nb.cells):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or meta.get("solution") or not (meta.get("locked") or meta.get("grade")):
-            continue   # answers, and unlocked cells a student may change, are never run here
+            continue  # answers, and unlocked cells a student may change, are never run here
         if not meta.get("grade"):
             problem = _run(cell.source, namespace, f"cell {index + 1}")
             if problem:
-                plan.notes.append(f"{notebook}: locked cell {index + 1} failed while the test cells were read: "
-                                  f"{problem}")
+                plan.notes.append(
+                    f"{notebook}: locked cell {index + 1} failed while the test cells were read: {problem}"
+                )
             continue
         gid = str(meta.get("grade_id"))
         tree = _parse(cell.source)
         calls_check = tree is not None and _calls_check(tree)
-        recorded: list[dict[str, Any]] = []
         with reading_test_cells() as recorded:
             for segment, text in segments(cell.source):
                 set_segment(segment)
@@ -140,18 +141,32 @@ def plan_notebook(path: Path) -> Plan:
                 if problem and calls_check:
                     plan.problems.append(f"{notebook}: test cell {gid}: {problem}")
             set_segment("visible")
-        plan.cells.append(CellPlan(
-            notebook=notebook, grade_id=gid, points=float(meta.get("points", 0) or 0),
-            calls=[_planned(r) for r in recorded], has_asserts=tree is not None and _has_assert(tree),
-            has_hidden=BEGIN_HIDDEN in cell.source))
+        plan.cells.append(
+            CellPlan(
+                notebook=notebook,
+                grade_id=gid,
+                points=float(meta.get("points", 0) or 0),
+                calls=[_planned(r) for r in recorded],
+                has_asserts=tree is not None and _has_assert(tree),
+                has_hidden=BEGIN_HIDDEN in cell.source,
+            )
+        )
     return plan
 
 
 def _planned(spec: dict[str, Any]) -> PlannedCall:
-    return PlannedCall(key=spec["key"], args=spec["args"], rule=spec["rule"], probe=spec["probe"],
-                       ignore_order=spec["ignore_order"], forbid=spec["forbid"], params=spec["params"],
-                       hidden=spec["segment"] == "hidden", has_expect="expect" in spec,
-                       expect=spec.get("expect"))
+    return PlannedCall(
+        key=spec["key"],
+        args=spec["args"],
+        rule=spec["rule"],
+        probe=spec["probe"],
+        ignore_order=spec["ignore_order"],
+        forbid=spec["forbid"],
+        params=spec["params"],
+        hidden=spec["segment"] == "hidden",
+        has_expect="expect" in spec,
+        expect=spec.get("expect"),
+    )
 
 
 def _run(source: str, namespace: dict[str, Any], where: str) -> str:
@@ -165,10 +180,10 @@ def _run(source: str, namespace: dict[str, Any], where: str) -> str:
     sink = io.StringIO()
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            exec(code, namespace)   # noqa: S102 - the instructor's own notebook, never a student's
+            exec(code, namespace)
     except ConversionError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an instructor's cell that fails: reported to `check`, never fatal
         return f"{type(exc).__name__}: {exc}"
     return ""
 
@@ -220,23 +235,32 @@ def without_expected_answers(source: str) -> str:
     evidence. Line numbers are kept. A part that is not Python is left as it is (the kernel
     fails on it in any case).
     """
-    lines = [line.encode() for line in source.splitlines(keepends=True)]   # ast offsets count UTF-8 bytes
+    lines = [line.encode() for line in source.splitlines(keepends=True)]  # ast offsets count UTF-8 bytes
     edits: list[tuple[int, int, int, int]] = []
     for kind, text in segments(source):
         tree = _parse(text) if kind == "hidden" else None
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, ast.Call) and _is_check(node):
-                edits += [(k.value.lineno, k.value.col_offset, k.value.end_lineno or k.value.lineno,
-                           k.value.end_col_offset or 0) for k in node.keywords if k.arg == "expect"]
+                edits += [
+                    (
+                        k.value.lineno,
+                        k.value.col_offset,
+                        k.value.end_lineno or k.value.lineno,
+                        k.value.end_col_offset or 0,
+                    )
+                    for k in node.keywords
+                    if k.arg == "expect"
+                ]
     for start, col, end, end_col in sorted(edits, reverse=True):
         head, tail = lines[start - 1][:col], lines[end - 1][end_col:]
-        lines[start - 1:end] = [head + b"..." + b"\n" * (end - start) + tail]
+        lines[start - 1 : end] = [head + b"..." + b"\n" * (end - start) + tail]
     return b"".join(lines).decode()
 
 
 def _is_check(node: ast.Call) -> bool:
     return (isinstance(node.func, ast.Name) and node.func.id == "check") or (
-        isinstance(node.func, ast.Attribute) and node.func.attr == "check")
+        isinstance(node.func, ast.Attribute) and node.func.attr == "check"
+    )
 
 
 def student_names(nb: Any) -> set[str]:

@@ -33,11 +33,21 @@ def generate_release(course: Path, assignment: str, out_dir: Path) -> Path:
         shutil.copytree(course / "source" / assignment, scratch / "source" / assignment, ignore=SKIP)
         bindir = Path(sys.executable).parent
         nbgrader = bindir / "nbgrader"
-        cmd = [str(nbgrader) if nbgrader.exists() else "nbgrader", "generate_assignment", assignment, "--force",
-               f"--CourseDirectory.root={scratch}", f"--CourseDirectory.db_url=sqlite:///{scratch / 'gb.db'}"]
-        done = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore",
-                                   "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"})
+        cmd = [
+            str(nbgrader) if nbgrader.exists() else "nbgrader",
+            "generate_assignment",
+            assignment,
+            "--force",
+            f"--CourseDirectory.root={scratch}",
+            f"--CourseDirectory.db_url=sqlite:///{scratch / 'gb.db'}",
+        ]
+        done = subprocess.run(
+            cmd,
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore", "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        )
         if done.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment failed:\n{done.stdout}\n{done.stderr}")
         if out_dir.exists():
@@ -58,13 +68,15 @@ def differences(fresh: Path, committed: Path) -> list[str]:
     """What differs between a fresh release and the committed one (empty: it is current)."""
     import nbformat
 
-    files = lambda base: sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file())  # noqa: E731
+    files = lambda base: sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file())
     fresh_files = files(fresh)
     committed_files = files(committed) if committed.exists() else []
     problems = []
     if fresh_files != committed_files:
-        problems.append(f"files differ: nbgrader makes {[str(p) for p in fresh_files]}, "
-                        f"committed {[str(p) for p in committed_files]}")
+        problems.append(
+            f"files differ: nbgrader makes {[str(p) for p in fresh_files]}, "
+            f"committed {[str(p) for p in committed_files]}"
+        )
     for rel in set(fresh_files) & set(committed_files):
         a, b = fresh / rel, committed / rel
         if rel.suffix == ".ipynb":

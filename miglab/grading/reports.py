@@ -40,8 +40,10 @@ def table(db_url: str, course_id: str, assignment: str) -> tuple[list[str], list
         with gb.engine.connect() as conn:
             ledger = {}
             if gb.engine.dialect.has_table(conn, LEDGER.name):
-                ledger = {r["student"]: r for r in conn.execute(
-                    select(LEDGER).where(LEDGER.c.assignment == assignment)).mappings()}
+                ledger = {
+                    r["student"]: r
+                    for r in conn.execute(select(LEDGER).where(LEDGER.c.assignment == assignment)).mappings()
+                }
         rows = []
         for sub in sorted(a.submissions, key=lambda s: s.student.id):
             row = {"student_id": sub.student.id}
@@ -62,9 +64,13 @@ def _ledger_columns(entry: Any) -> dict:
     if entry is None:
         return {"status": "nbgrader", "reason": "", "notes": "", "review": "", "scored_in_kernel": ""}
     in_kernel = [s["grade_id"] for s in json.loads(entry["scores"]) if s.get("scored_by") == "nbgrader"]
-    return {"status": entry["status"], "reason": (entry["reason"] or "").splitlines()[0] if entry["reason"] else "",
-            "notes": "; ".join(json.loads(entry["notes"] or "[]")),
-            "review": "; ".join(json.loads(entry["review"] or "[]")), "scored_in_kernel": " ".join(in_kernel)}
+    return {
+        "status": entry["status"],
+        "reason": (entry["reason"] or "").splitlines()[0] if entry["reason"] else "",
+        "notes": "; ".join(json.loads(entry["notes"] or "[]")),
+        "review": "; ".join(json.loads(entry["review"] or "[]")),
+        "scored_in_kernel": " ".join(in_kernel),
+    }
 
 
 EXTRA_COLUMNS = ["total", "max_total", "status", "reason", "notes", "review", "scored_in_kernel"]
@@ -106,6 +112,7 @@ def write_reports(db_url: str, course_id: str, assignment: str, folder: Path) ->
     csv_path = write_csv(Path(folder) / "grades.csv", questions, rows)
     from .chart import write_chart
 
-    chart = write_chart(Path(folder) / "scores.png", questions, rows, max_scores,
-                        f"{assignment}: scores of {len(rows)} students")
+    chart = write_chart(
+        Path(folder) / "scores.png", questions, rows, max_scores, f"{assignment}: scores of {len(rows)} students"
+    )
     return csv_path, chart

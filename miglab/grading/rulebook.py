@@ -33,15 +33,18 @@ class RuleBook:
         if source is not None:
             module = types.ModuleType(f"miglab_rules_{assignment}")
             module.__file__ = origin
-            exec(compile(source, origin, "exec"), module.__dict__)   # noqa: S102 - the instructor's file
+            exec(compile(source, origin, "exec"), module.__dict__)
             self._module = module
 
     def names(self) -> list[str]:
         """The public functions of ``rules.py``."""
         if self._module is None:
             return []
-        return sorted(n for n, v in vars(self._module).items()
-                      if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == self._module.__name__)
+        return sorted(
+            n
+            for n, v in vars(self._module).items()
+            if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == self._module.__name__
+        )
 
     def resolve(self, ref: dict[str, Any] | None) -> Callable[..., Any] | None:
         """The function ``ref`` names (None when the call has no rule); RuleError if there is none."""
@@ -61,8 +64,10 @@ def import_ref(ref: str) -> Callable[..., Any]:
     """``"package.module:qualname"`` imported (a public checker)."""
     module_name, _, qualname = ref.partition(":")
     if not module_name or not qualname or module_name == "__main__":
-        raise RuleError(f"rule {ref!r} is not importable: pass a function from a module (not one defined in the "
-                        "notebook), or name a rule of rules.py with a string")
+        raise RuleError(
+            f"rule {ref!r} is not importable: pass a function from a module (not one defined in the "
+            "notebook), or name a rule of rules.py with a string"
+        )
     try:
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):

@@ -23,23 +23,29 @@ for the instructor's review, never scored down on that ground alone.
 
 from __future__ import annotations
 
-from typing import Any
-
 import ast
 from dataclasses import dataclass, field
+from typing import Any
 
-DYNAMIC_CALLS = {"__import__": "__import__()", "exec": "exec()", "eval": "eval()", "compile": "compile()",
-                 "globals": "globals()", "vars": "vars()", "locals": "locals()"}
+DYNAMIC_CALLS = {
+    "__import__": "__import__()",
+    "exec": "exec()",
+    "eval": "eval()",
+    "compile": "compile()",
+    "globals": "globals()",
+    "vars": "vars()",
+    "locals": "locals()",
+}
 
 
 @dataclass
 class CodeScan:
-    identifiers: set[Any] = field(default_factory=set)    # names and attribute names used
-    attributes: set[Any] = field(default_factory=set)     # attribute names only
-    modules: set[Any] = field(default_factory=set)        # modules imported (dotted)
-    dotted: set[Any] = field(default_factory=set)         # dotted expressions written out (a.b.c)
-    dynamic: list[Any] = field(default_factory=list)      # why the code needs a human look
-    unreadable: int = 0                               # cells that are not valid Python
+    identifiers: set[Any] = field(default_factory=set)  # names and attribute names used
+    attributes: set[Any] = field(default_factory=set)  # attribute names only
+    modules: set[Any] = field(default_factory=set)  # modules imported (dotted)
+    dotted: set[Any] = field(default_factory=set)  # dotted expressions written out (a.b.c)
+    dynamic: list[Any] = field(default_factory=list)  # why the code needs a human look
+    unreadable: int = 0  # cells that are not valid Python
 
     def uses(self, pattern: str) -> bool:
         """Does the code use what ``pattern`` names (see the module docstring)?"""
@@ -114,12 +120,15 @@ class _Visitor(ast.NodeVisitor):
             name = node.func.id
             if name in DYNAMIC_CALLS:
                 self.found.dynamic.append(f"calls {DYNAMIC_CALLS[name]}")
-            if name in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2 and not (
-                    isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            if (
+                name in ("getattr", "setattr", "hasattr", "delattr")
+                and len(node.args) >= 2
+                and not (isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str))
+            ):
                 self.found.dynamic.append(f"calls {name}() with a computed name")
             if name in ("getattr", "hasattr") and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
                 value = node.args[1].value
-                if isinstance(value, str):   # getattr(x, "reduce") is x.reduce written differently
+                if isinstance(value, str):  # getattr(x, "reduce") is x.reduce written differently
                     self.found.attributes.add(value)
                     self.found.identifiers.add(value)
         self.generic_visit(node)

@@ -31,8 +31,8 @@ from typing import Any
 from . import model
 from .model import CellInfo
 
-MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024   # one notebook file; a submission has its own limit (collect.py)
-MAX_NESTING = 100                        # JSON nesting (notebooks need about 10)
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # one notebook file; a submission has its own limit (collect.py)
+MAX_NESTING = 100  # JSON nesting (notebooks need about 10)
 FLAGS = ("grade", "solution", "locked")
 
 
@@ -46,7 +46,7 @@ class NotebookRefused(ValueError):
 
 @dataclass
 class NotebookReading:
-    notebook: Any                        # nbformat NotebookNode, repaired
+    notebook: Any  # nbformat NotebookNode, repaired
     notes: list[Any] = field(default_factory=list)
     tampered: bool = False
 
@@ -78,8 +78,9 @@ def parse(data: bytes, name: str = "the notebook") -> Any:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise NotebookRefused(model.MALFORMED, f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, "
-                                               f"column {exc.colno})") from None
+        raise NotebookRefused(
+            model.MALFORMED, f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
     except RecursionError:
         raise NotebookRefused(model.MALFORMED, f"{name} is JSON nested too deeply to be a notebook") from None
     if _depth(raw) > MAX_NESTING:
@@ -88,9 +89,10 @@ def parse(data: bytes, name: str = "the notebook") -> Any:
         raise NotebookRefused(model.MALFORMED, f"{name} is JSON but not a notebook (no list of cells)")
     try:
         nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat's many ways of saying "not a notebook"
-        raise NotebookRefused(model.MALFORMED, f"{name} is JSON but not a notebook "
-                                               f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - nbformat's many ways of saying "not a notebook"
+        raise NotebookRefused(
+            model.MALFORMED, f"{name} is JSON but not a notebook ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
     for cell in nb.cells:
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             raise NotebookRefused(model.MALFORMED, f"{name} has a cell that is not a notebook cell")
@@ -136,13 +138,17 @@ def _repair_cells(reading: NotebookReading, released: tuple[CellInfo, ...]) -> N
             del meta["nbgrader"]
             if isinstance(nbg, dict) and any(nbg.get(f) for f in FLAGS):
                 reading.tampered = True
-                reading.notes.append(f"cell {index + 1} had nbgrader settings the assignment does not have "
-                                     f"({_name(gid)}); it ran as an ordinary cell and was not graded")
+                reading.notes.append(
+                    f"cell {index + 1} had nbgrader settings the assignment does not have "
+                    f"({_name(gid)}); it ran as an ordinary cell and was not graded"
+                )
             continue
-        if gid in seen:   # (a known grade_id is a str)
+        if gid in seen:  # (a known grade_id is a str)
             del meta["nbgrader"]
-            reading.notes.append(f"cell {index + 1} is a copy of cell {gid} (pasted in JupyterLab?); the first "
-                                 f"one was graded and the copy ran as an ordinary cell")
+            reading.notes.append(
+                f"cell {index + 1} is a copy of cell {gid} (pasted in JupyterLab?); the first "
+                f"one was graded and the copy ran as an ordinary cell"
+            )
             continue
         seen.add(info.grade_id)
         if _differs(nbg, info, cell):
@@ -173,8 +179,13 @@ def _differs(nbg: Any, info: CellInfo, cell: Any) -> bool:
 
 
 def _released_meta(info: CellInfo, nbg: Any) -> dict[str, Any]:
-    meta = {"grade": info.grade, "grade_id": info.grade_id, "locked": info.locked, "schema_version": 3,
-            "solution": info.solution}
+    meta = {
+        "grade": info.grade,
+        "grade_id": info.grade_id,
+        "locked": info.locked,
+        "schema_version": 3,
+        "solution": info.solution,
+    }
     if info.grade:
         meta["points"] = info.points
     if isinstance(nbg, dict) and isinstance(nbg.get("checksum"), str):

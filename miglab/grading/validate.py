@@ -35,10 +35,10 @@ SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 @dataclass
 class Report:
     assignment: str
-    cells: list = field(default_factory=list)      # (notebook, grade_id, points, decided by)
+    cells: list = field(default_factory=list)  # (notebook, grade_id, points, decided by)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-    solution_score: tuple | None = None            # (score, max)
+    solution_score: tuple | None = None  # (score, max)
     blank_score: tuple | None = None
 
     @property
@@ -46,8 +46,7 @@ class Report:
         return not self.problems
 
     def text(self) -> str:
-        lines = [f"{self.assignment}: {len(self.cells)} graded cells, "
-                 f"{sum(c[2] for c in self.cells):g} points"]
+        lines = [f"{self.assignment}: {len(self.cells)} graded cells, {sum(c[2] for c in self.cells):g} points"]
         lines += [f"  {nb}:{gid:<24} {points:>4g} pt  {who}" for nb, gid, points, who in self.cells]
         if self.solution_score:
             lines.append(f"  the solutions score {self.solution_score[0]:g} / {self.solution_score[1]:g}")
@@ -104,11 +103,15 @@ def _judged_cell(report: Report, cp: CellPlan, rules: RuleBook) -> None:
         if call.has_expect or (rule is not None and getattr(rule, "decides_without_expect", True)):
             deciding += 1
     if not deciding:
-        report.problems.append(f"{cp.notebook}:{cp.grade_id}: its checks only record the answer and decide "
-                               "nothing (add a hidden check(..., expect=...) or a deciding rule)")
+        report.problems.append(
+            f"{cp.notebook}:{cp.grade_id}: its checks only record the answer and decide "
+            "nothing (add a hidden check(..., expect=...) or a deciding rule)"
+        )
     if cp.has_asserts:
-        report.warnings.append(f"{cp.notebook}:{cp.grade_id}: assert statements in a judged cell are decided in "
-                               "the kernel and ignored by the judge; write them as check(...) calls")
+        report.warnings.append(
+            f"{cp.notebook}:{cp.grade_id}: assert statements in a judged cell are decided in "
+            "the kernel and ignored by the judge; write them as check(...) calls"
+        )
 
 
 def _release(report: Report, root: Path, assignment: str) -> None:
@@ -118,8 +121,9 @@ def _release(report: Report, root: Path, assignment: str) -> None:
     if not folder.exists():
         report.warnings.append(f"release/{assignment} does not exist yet (make release)")
         return
-    report.problems += [f"release/{assignment} is stale: {p} (run make release)"
-                        for p in release_problems(root, assignment)]
+    report.problems += [
+        f"release/{assignment} is stale: {p} (run make release)" for p in release_problems(root, assignment)
+    ]
     for path in folder.rglob("*"):
         if path.name == "rules.py":
             report.problems.append(f"release/{assignment} holds {path.relative_to(folder)}: rules are private")
@@ -136,13 +140,13 @@ def _run_solutions(report: Report, root: Path, assignment: str, info: Assignment
         course = scratch_course(Path(tmp) / "course", root, assignment)
         for name, nb_id in ((n, n) for n in info.notebooks):
             source = json.loads((root / "source" / assignment / f"{nb_id}.ipynb").read_text())
-            _write(course, "solution", assignment, name, json.dumps(solution_notebook(source, root, assignment,
-                                                                                     nb_id)))
+            _write(course, "solution", assignment, name, json.dumps(solution_notebook(source, root, assignment, nb_id)))
             release = root / "release" / assignment / f"{nb_id}.ipynb"
             if release.exists():
                 _write(course, "blank", assignment, name, release.read_text())
-        summary = grade_assignment(course, assignment, workers=2, kernel=KernelOptions(), progress=False,
-                                   feedback=False, reports=False)
+        summary = grade_assignment(
+            course, assignment, workers=2, kernel=KernelOptions(), progress=False, feedback=False, reports=False
+        )
     by = {r.student_id: r for r in summary.results}
     if "solution" in by:
         r = by["solution"]
@@ -165,11 +169,17 @@ def scratch_course(dest: Path, course: Path, assignment: str) -> Path:
     lines = ["c = get_config()  # noqa: F821"]
     if config.exists():
         lines.append(f"load_subconfig({str(config)!r})  # noqa: F821")
-    lines += [f"c.CourseDirectory.root = {str(dest)!r}",
-              f"c.CourseDirectory.db_url = {('sqlite:///' + str(dest / 'gradebook.db'))!r}"]
+    lines += [
+        f"c.CourseDirectory.root = {str(dest)!r}",
+        f"c.CourseDirectory.db_url = {('sqlite:///' + str(dest / 'gradebook.db'))!r}",
+    ]
     (dest / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
-    shutil.copytree(course / "source" / assignment, dest / "source" / assignment, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(
+        course / "source" / assignment,
+        dest / "source" / assignment,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
     return dest
 
 
@@ -177,8 +187,11 @@ def solution_notebook(source: dict, root: Path, assignment: str, nb_id: str) -> 
     """The release notebook with every answer cell filled from the instructor's solution."""
     release = root / "release" / assignment / f"{nb_id}.ipynb"
     base = json.loads(release.read_text()) if release.exists() else source
-    answers = {c["metadata"]["nbgrader"]["grade_id"]: _without_markers(_text(c["source"]))
-               for c in source["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    answers = {
+        c["metadata"]["nbgrader"]["grade_id"]: _without_markers(_text(c["source"]))
+        for c in source["cells"]
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
     for cell in base["cells"]:
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and gid in answers:

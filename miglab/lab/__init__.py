@@ -18,4 +18,4 @@ Nothing here imports the grading machinery.
 from .display import CommandResult, Source, Table
 from .project import Lab, LabError
 
-__all__ = ["Lab", "LabError", "CommandResult", "Source", "Table"]
+__all__ = ["CommandResult", "Lab", "LabError", "Source", "Table"]

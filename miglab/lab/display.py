@@ -34,7 +34,7 @@ class CommandResult:
         """Everything the command printed, stdout then stderr."""
         return self.stdout + self.stderr
 
-    def check(self) -> "CommandResult":
+    def check(self) -> CommandResult:
         """Raise LabError (with Django's own message) unless the command succeeded."""
         if not self.ok:
             raise LabError(f"`{self.command}` failed with exit status {self.returncode}:\n{self.output.strip()}")
@@ -47,7 +47,9 @@ class CommandResult:
     def __repr__(self) -> str:
         if self.shell_code is not None:
             lines = ["$ python manage.py shell"]
-            lines += [(">>> " if not ln.startswith((" ", "\t")) else "... ") + ln for ln in self.shell_code.splitlines()]
+            lines += [
+                (">>> " if not ln.startswith((" ", "\t")) else "... ") + ln for ln in self.shell_code.splitlines()
+            ]
         else:
             lines = [f"$ {self.command}"]
         if self.input:
@@ -117,7 +119,7 @@ class Table:
     def __repr__(self) -> str:
         cells = [list(self.columns)] + [["NULL" if v is None else str(v) for v in r] for r in self.rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-        fmt = lambda row: "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()  # noqa: E731
+        fmt = lambda row: "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
         out = [self.title] if self.title else []
         out += [fmt(cells[0]), "  ".join("-" * w for w in widths)]
         out += [fmt(r) for r in cells[1:]] or ["(no rows)"]

@@ -21,6 +21,7 @@ and always sees the files as they are on disk right now.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ Node = tuple[str, str]  # (app label, migration name), as Django writes it
 MARKER = "MIGLAB-GRAPH "
 
 # Runs inside the lab project via `manage.py shell -c`: it prints one JSON line.
-_PROBE = r'''
+_PROBE = r"""
 import json, os
 from django.conf import settings
 from django.db import connection
@@ -68,7 +69,7 @@ if graph is not None:
                     plan.append(key)
     out["plan"] = plan
 print("MIGLAB-GRAPH " + json.dumps(out))
-'''
+"""
 
 
 class GraphError(LabError):
@@ -146,12 +147,16 @@ class Graph:
             for i, node in enumerate(self.plan, 1):
                 state = "applied" if node in self.applied else "not applied"
                 lines.append(f"  {i:>2}. {label(node).ljust(width)}  [{state}]")
-        for title, per_app in (("Roots (first in their app)", self.roots), ("Leaves (latest in their app)", self.leaves)):
+        for title, per_app in (
+            ("Roots (first in their app)", self.roots),
+            ("Leaves (latest in their app)", self.leaves),
+        ):
             names = [f"{app}.{name}" for app in sorted(per_app) for name in per_app[app]]
             lines.append(f"{title}: {', '.join(names)}")
         for app, names in sorted(self.conflicts.items()):
-            lines.append(f"Conflict in {app!r}: {len(names)} leaves ({', '.join(names)}); "
-                         "`makemigrations --merge` joins them.")
+            lines.append(
+                f"Conflict in {app!r}: {len(names)} leaves ({', '.join(names)}); `makemigrations --merge` joins them."
+            )
         return "\n".join(lines)
 
     __str__ = describe
@@ -198,7 +203,7 @@ def find_cycle(nodes: list[Node], edges: list[tuple[Node, Node]]) -> list[Node] 
     for a, b in edges:
         children.setdefault(a, []).append(b)
     for path, nxt in _closing_edges(children):
-        cycle = path[path.index(nxt):]
+        cycle = path[path.index(nxt) :]
         k = cycle.index(min(cycle))
         return cycle[k:] + cycle[:k]
     return None
@@ -216,13 +221,14 @@ def migration_graph(lab: Lab) -> Graph:
     if not result.ok or line is None:
         tail = result.output.strip().splitlines()[-1:] or ["(no output)"]
         raise GraphError(f"Django could not load the lab's migrations:\n{tail[0]}")
-    data = json.loads(line[len(MARKER):])
+    data = json.loads(line[len(MARKER) :])
     if data["error"]:
         raise GraphError(f"Django could not build the migration graph:\n{data['error']}")
     nodes = [_as_node(n) for n in data["nodes"]]
     edges = [(_as_node(a), _as_node(b)) for a, b in data["edges"]]
-    per_app = lambda pairs: {app: sorted(n for a, n in map(_as_node, pairs) if a == app)  # noqa: E731
-                             for app in sorted({p[0] for p in pairs})}
+    per_app = lambda pairs: {
+        app: sorted(n for a, n in map(_as_node, pairs) if a == app) for app in sorted({p[0] for p in pairs})
+    }
     cycle = find_cycle(nodes, edges) if data["cycle_error"] else None
     return Graph(
         nodes=nodes,
@@ -237,6 +243,7 @@ def migration_graph(lab: Lab) -> Graph:
 
 
 # ------------------------------------------------------------------ picture
+
 
 def layers(nodes: list[Node], edges: list[tuple[Node, Node]]) -> dict[Node, int]:
     """Column of each node: the length of the longest chain of dependencies below it.
@@ -318,7 +325,7 @@ def draw(graph: Graph, title: str | None = None):
     in_cycle = set()
     if graph.cycle:
         ring = graph.cycle + graph.cycle[:1]
-        in_cycle = set(zip(ring, ring[1:]))
+        in_cycle = set(itertools.pairwise(ring))
 
     if not graph.nodes:
         ax.text(0, 0, "no migrations yet", ha="center", va="center", fontsize=11, color="#666")
@@ -326,53 +333,94 @@ def draw(graph: Graph, title: str | None = None):
     for a, b in graph.edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         red = (a, b) in in_cycle
-        style = dict(arrowstyle="-|>", mutation_scale=14, lw=2.0 if red else 1.3,
-                     color="#d62728" if red else "#444444", zorder=1)
+        style = dict(
+            arrowstyle="-|>", mutation_scale=14, lw=2.0 if red else 1.3, color="#d62728" if red else "#444444", zorder=1
+        )
         if a == b:  # a migration that depends on itself
-            arrow = FancyArrowPatch((xa + 0.4, ya + BOX_H / 2), (xa - 0.4, ya + BOX_H / 2),
-                                    connectionstyle="arc3,rad=1.2", **style)
+            arrow = FancyArrowPatch(
+                (xa + 0.4, ya + BOX_H / 2), (xa - 0.4, ya + BOX_H / 2), connectionstyle="arc3,rad=1.2", **style
+            )
         elif xb > xa:
             bend = 0.0 if ya == yb and xb - xa <= X_STEP + 0.01 else 0.12
-            arrow = FancyArrowPatch((xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb),
-                                    connectionstyle=f"arc3,rad={bend}", **style)
+            arrow = FancyArrowPatch(
+                (xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb), connectionstyle=f"arc3,rad={bend}", **style
+            )
         elif ya == yb or xb == xa:  # backwards along a row (it closes a cycle): arc over the boxes
             top = BOX_H / 2
             dist = max(abs(xa - xb), 0.5)
-            arrow = FancyArrowPatch((xa, ya + top), (xb, yb + top),
-                                    connectionstyle=f"arc3,rad={min(0.45, 0.9 / dist) * (1 if xb < xa else -1)}",
-                                    **style)
+            arrow = FancyArrowPatch(
+                (xa, ya + top),
+                (xb, yb + top),
+                connectionstyle=f"arc3,rad={min(0.45, 0.9 / dist) * (1 if xb < xa else -1)}",
+                **style,
+            )
         else:  # backwards across rows: the mirror of the forward arrow, bulging the other way
-            arrow = FancyArrowPatch((xa - BOX_W / 2, ya), (xb + BOX_W / 2, yb),
-                                    connectionstyle="arc3,rad=0.3", **style)
+            arrow = FancyArrowPatch((xa - BOX_W / 2, ya), (xb + BOX_W / 2, yb), connectionstyle="arc3,rad=0.3", **style)
         ax.add_patch(arrow)
 
     for node in graph.nodes:
         x, y = pos[node]
         c = colour[node[0]]
         done = node in graph.applied
-        ax.add_patch(FancyBboxPatch((x - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H,
-                                    boxstyle="round,pad=0.02,rounding_size=0.12",
-                                    facecolor=c if done else "white", edgecolor=c,
-                                    lw=2.0, linestyle="-" if done else (0, (4, 2)), zorder=2))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - BOX_W / 2, y - BOX_H / 2),
+                BOX_W,
+                BOX_H,
+                boxstyle="round,pad=0.02,rounding_size=0.12",
+                facecolor=c if done else "white",
+                edgecolor=c,
+                lw=2.0,
+                linestyle="-" if done else (0, (4, 2)),
+                zorder=2,
+            )
+        )
         ink = "white" if done else "#222222"
-        ax.text(x, y + 0.15, node[0], ha="center", va="center", fontsize=8,
-                color=ink if done else c, fontweight="bold", zorder=3)
+        ax.text(
+            x,
+            y + 0.15,
+            node[0],
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=ink if done else c,
+            fontweight="bold",
+            zorder=3,
+        )
         ax.text(x, y - 0.13, _short(node[1]), ha="center", va="center", fontsize=9, color=ink, zorder=3)
         if node in step:
-            ax.text(x - BOX_W / 2, y + BOX_H / 2, str(step[node]), ha="center", va="center", fontsize=8,
-                    color="white", fontweight="bold", zorder=4,
-                    bbox=dict(boxstyle="circle,pad=0.25", facecolor="#333333", edgecolor="none"))
+            ax.text(
+                x - BOX_W / 2,
+                y + BOX_H / 2,
+                str(step[node]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white",
+                fontweight="bold",
+                zorder=4,
+                bbox=dict(boxstyle="circle,pad=0.25", facecolor="#333333", edgecolor="none"),
+            )
 
     handles = [Patch(facecolor="white", edgecolor=colour[a], lw=2, label=f"app {a}") for a in graph.apps]
-    handles += [Patch(facecolor="#999999", edgecolor="#999999", label="applied (filled)"),
-                Patch(facecolor="white", edgecolor="#999999", linestyle=(0, (4, 2)), label="not applied")]
+    handles += [
+        Patch(facecolor="#999999", edgecolor="#999999", label="applied (filled)"),
+        Patch(facecolor="white", edgecolor="#999999", linestyle=(0, (4, 2)), label="not applied"),
+    ]
     if graph.plan:
-        handles.append(Line2D([], [], marker="o", ls="", color="#333333", markersize=8,
-                              label="n = step in Django's plan"))
+        handles.append(
+            Line2D([], [], marker="o", ls="", color="#333333", markersize=8, label="n = step in Django's plan")
+        )
     if in_cycle:
         handles.append(Line2D([], [], color="#d62728", lw=2, label="cycle"))
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 3), fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, 1.0))
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=min(len(handles), 3),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0),
+    )
     if title:
         fig.suptitle(title, y=0.02, va="bottom", fontsize=10)
     return fig

@@ -12,7 +12,7 @@ says so and does nothing, otherwise it runs the step and says that it did::
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .project import Lab
 
@@ -20,12 +20,17 @@ from .project import Lab
 def _holds(done: Callable[[], object]) -> bool:
     try:
         return bool(done())
-    except Exception:  # e.g. a table that the step would have created is not there yet
+    except Exception:  # noqa: BLE001 - e.g. a table the step would have created is not there yet: not done
         return False
 
 
-def catch_up(lab: Lab, command: str, done: Callable[[], object], input: str | None = None,
-             before: Callable[[], object] | None = None) -> None:
+def catch_up(
+    lab: Lab,
+    command: str,
+    done: Callable[[], object],
+    input: str | None = None,
+    before: Callable[[], object] | None = None,
+) -> None:
     """Run ``python manage.py <command>`` in ``lab`` unless ``done()`` says it has already happened.
 
     ``before``, if given, runs first when catching up (an edit the practice step asked for).

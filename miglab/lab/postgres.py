@@ -66,17 +66,18 @@ try:
 except ImportError:  # run by path as the reaper: no package around us
     LabError = RuntimeError  # type: ignore[misc,assignment]
 
-PORT = 5432                      # only names the socket file (.s.PGSQL.5432): there is no TCP port
-ADMIN = "postgres"               # the superuser role (initdb -U)
+PORT = 5432  # only names the socket file (.s.PGSQL.5432): there is no TCP port
+ADMIN = "postgres"  # the superuser role (initdb -U)
 PSYCOPG_PIN = "psycopg[binary]==3.3.9"
 TOOLS = ("initdb", "pg_ctl", "postgres")
-SOCKET_MAX = 107                 # sun_path of a Unix socket, less the final NUL
-RAM = Path("/dev/shm")           # where the cluster goes when there is room (see _data_target)
+SOCKET_MAX = 107  # sun_path of a Unix socket, less the final NUL
+RAM = Path("/dev/shm")  # where the cluster goes when there is room (see _data_target)
 RAM_MIN_FREE = 1 << 30
 START_TIMEOUT = 60
-INSTALL_HINT = ("install Debian's PostgreSQL server: as root, `sh tools/install_postgres.sh` "
-                "(or `apt-get install postgresql`)")
-SQLITE_NOTE = "SQLite labs (the default, db=\"sqlite\") do not need it."
+INSTALL_HINT = (
+    "install Debian's PostgreSQL server: as root, `sh tools/install_postgres.sh` (or `apt-get install postgresql`)"
+)
+SQLITE_NOTE = 'SQLite labs (the default, db="sqlite") do not need it.'
 
 # What PostgreSQL puts in messages that differs from run to run (process ids, object ids,
 # transaction ids): replaced by a placeholder in what a lab shows.
@@ -105,6 +106,7 @@ def sanitize(text: str) -> str:
 
 # ------------------------------------------------------------------ finding things
 
+
 def _has_tools(folder: Path) -> bool:
     return all(os.access(folder / t, os.X_OK) for t in TOOLS)
 
@@ -119,8 +121,10 @@ def find_bindir() -> Path:
     if env:
         if _has_tools(Path(env)):
             return Path(env)
-        raise _unavailable(f"MIGLAB_PG_BINDIR={env} has no {', '.join(TOOLS)}",
-                           f"point MIGLAB_PG_BINDIR at PostgreSQL's bin folder, or unset it and {INSTALL_HINT}")
+        raise _unavailable(
+            f"MIGLAB_PG_BINDIR={env} has no {', '.join(TOOLS)}",
+            f"point MIGLAB_PG_BINDIR at PostgreSQL's bin folder, or unset it and {INSTALL_HINT}",
+        )
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -129,8 +133,11 @@ def find_bindir() -> Path:
             candidates.append(Path(out.strip()))
         except (OSError, subprocess.SubprocessError):
             pass
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                      key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")], reverse=True)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")],
+        reverse=True,
+    )
     candidates += versions
     initdb = shutil.which("initdb")
     if initdb:
@@ -138,8 +145,11 @@ def find_bindir() -> Path:
     for folder in candidates:
         if str(folder) and _has_tools(folder):
             return folder
-    raise _unavailable("no PostgreSQL server programs (initdb, pg_ctl, postgres) on this machine "
-                       "(looked in `pg_config --bindir`, /usr/lib/postgresql/*/bin and PATH)", INSTALL_HINT)
+    raise _unavailable(
+        "no PostgreSQL server programs (initdb, pg_ctl, postgres) on this machine "
+        "(looked in `pg_config --bindir`, /usr/lib/postgresql/*/bin and PATH)",
+        INSTALL_HINT,
+    )
 
 
 def default_base() -> Path:
@@ -162,12 +172,16 @@ def _server_account() -> tuple[int, int, str] | None:
     try:
         pw = pwd.getpwnam(name)
     except KeyError:
-        raise _unavailable(f"PostgreSQL refuses to run as root, and there is no `{name}` user to run it as",
-                           f"`sh tools/install_postgres.sh` as root creates it (the `postgresql` package does too), "
-                           f"or set MIGLAB_PG_OS_USER to an existing unprivileged user") from None
+        raise _unavailable(
+            f"PostgreSQL refuses to run as root, and there is no `{name}` user to run it as",
+            "`sh tools/install_postgres.sh` as root creates it (the `postgresql` package does too), "
+            "or set MIGLAB_PG_OS_USER to an existing unprivileged user",
+        ) from None
     if pw.pw_uid == 0:
-        raise _unavailable(f"the server's user `{name}` is root, which PostgreSQL refuses",
-                           "set MIGLAB_PG_OS_USER to an unprivileged user")
+        raise _unavailable(
+            f"the server's user `{name}` is root, which PostgreSQL refuses",
+            "set MIGLAB_PG_OS_USER to an unprivileged user",
+        )
     return pw.pw_uid, pw.pw_gid, name
 
 
@@ -196,6 +210,7 @@ def _serves(pid: int, data: Path) -> bool:
 
 # ------------------------------------------------------------------ the server
 
+
 class Server:
     """One private PostgreSQL server (see the module's doc): its folders, its lease, its databases."""
 
@@ -221,7 +236,7 @@ class Server:
 
     # ---- the lease
 
-    def acquire(self) -> "Server":
+    def acquire(self) -> Server:
         """Hold a lease on the server, starting it first if no one runs it. Idempotent per process.
 
         Raises :class:`PostgresUnavailable` (a :class:`LabError`) saying why and how to fix it.
@@ -233,9 +248,10 @@ class Server:
             try:
                 import psycopg  # noqa: F401
             except ImportError:
-                raise _unavailable("the PostgreSQL driver for Python (psycopg) is not installed",
-                                   f"`.venv/bin/pip install '{PSYCOPG_PIN}'` (it is in requirements.txt: `make setup`)"
-                                   ) from None
+                raise _unavailable(
+                    "the PostgreSQL driver for Python (psycopg) is not installed",
+                    f"`.venv/bin/pip install '{PSYCOPG_PIN}'` (it is in requirements.txt: `make setup`)",
+                ) from None
             account = _server_account()
             self._prepare_base()
             lease = _lock_fd(self.base / "users.lock")
@@ -291,16 +307,20 @@ class Server:
     def _prepare_base(self) -> None:
         """Make the base folder, or check that the one there is ours and not writable by others."""
         if len(str(self._socket())) > SOCKET_MAX:
-            raise _unavailable(f"the socket path {self._socket()} is longer than a Unix socket allows "
-                               f"({SOCKET_MAX} bytes)", "set MIGLAB_PG_DIR to a shorter folder")
+            raise _unavailable(
+                f"the socket path {self._socket()} is longer than a Unix socket allows ({SOCKET_MAX} bytes)",
+                "set MIGLAB_PG_DIR to a shorter folder",
+            )
         try:
             self.base.mkdir(mode=0o755, parents=True, exist_ok=True)
             st = os.lstat(self.base)
         except OSError as e:
             raise _unavailable(f"cannot make its folder {self.base} ({e.strerror})", "set MIGLAB_PG_DIR") from None
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            raise _unavailable(f"{self.base} is not a folder of this user that others cannot write to "
-                               f"(refusing to use it)", f"remove it, or set MIGLAB_PG_DIR to another folder")
+            raise _unavailable(
+                f"{self.base} is not a folder of this user that others cannot write to (refusing to use it)",
+                "remove it, or set MIGLAB_PG_DIR to another folder",
+            )
         os.chmod(self.base, 0o755)  # the server's user must reach data/ and socket/
 
     def _as_server(self, account, argv: list[str], **kw) -> subprocess.CompletedProcess:
@@ -311,8 +331,10 @@ class Server:
             return subprocess.run(argv, cwd=self.base, env=env, **kw)
         except OSError as e:
             who = f"as the user `{account[2]}`" if account else "as this user"
-            raise _unavailable(f"cannot run {argv[0]} {who} ({e.strerror})",
-                               "make PostgreSQL's programs and their folders readable by that user") from None
+            raise _unavailable(
+                f"cannot run {argv[0]} {who} ({e.strerror})",
+                "make PostgreSQL's programs and their folders readable by that user",
+            ) from None
 
     def _fresh_dir(self, path: Path, mode: int, account) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -353,24 +375,60 @@ class Server:
         self.log_file.touch(0o644)
         if account is not None:
             os.chown(self.log_file, account[0], account[1])
-        init = self._as_server(account, [str(bindir / "initdb"), "-D", str(self.data_dir), "-U", ADMIN,
-                                         "-A", "trust", "--no-locale", "-E", "UTF8", "--no-sync",
-                                         "--no-instructions"],
-                               capture_output=True, text=True, timeout=120)
+        init = self._as_server(
+            account,
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                ADMIN,
+                "-A",
+                "trust",
+                "--no-locale",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if init.returncode != 0:
-            raise _unavailable(f"initdb failed (exit status {init.returncode}):\n{_tail(init.stdout + init.stderr)}",
-                               "fix the error above, or remove " + str(self.base))
+            raise _unavailable(
+                f"initdb failed (exit status {init.returncode}):\n{_tail(init.stdout + init.stderr)}",
+                "fix the error above, or remove " + str(self.base),
+            )
         self._configure(account)
         with open(self.base / "pg_ctl.out", "w") as out:
-            started = self._as_server(account, [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                                                str(self.log_file), "-w", "-t", str(START_TIMEOUT), "-s", "start"],
-                                      stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                      start_new_session=True, timeout=START_TIMEOUT + 30)
+            started = self._as_server(
+                account,
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT),
+                    "-s",
+                    "start",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                timeout=START_TIMEOUT + 30,
+            )
         try:
             if started.returncode != 0 or not self.is_running():
                 why = (self.base / "pg_ctl.out").read_text(errors="replace") + _read_tail(self.log_file)
-                raise _unavailable(f"the server did not start (pg_ctl exit status {started.returncode}):\n"
-                                   f"{_tail(why)}", f"fix the error above (the log is {self.log_file})")
+                raise _unavailable(
+                    f"the server did not start (pg_ctl exit status {started.returncode}):\n{_tail(why)}",
+                    f"fix the error above (the log is {self.log_file})",
+                )
             with self.connect() as con:
                 con.execute("REVOKE ALL ON DATABASE postgres, template1 FROM PUBLIC")
         except BaseException:
@@ -383,16 +441,25 @@ class Server:
         admins = sorted({"root", me, account[2] if account else me} - {None})
         socket = str(self.socket_dir).replace("'", "''")
         conf = [
-            "", "# miglab (miglab/lab/postgres.py): a private scratch server, reached by its Unix socket only",
-            "listen_addresses = ''", f"port = {self.port}", f"unix_socket_directories = '{socket}'",
+            "",
+            "# miglab (miglab/lab/postgres.py): a private scratch server, reached by its Unix socket only",
+            "listen_addresses = ''",
+            f"port = {self.port}",
+            f"unix_socket_directories = '{socket}'",
             "unix_socket_permissions = 0777",
-            "fsync = off", "synchronous_commit = off", "full_page_writes = off",  # scratch data: speed over safety
-            "timezone = 'UTC'", "log_timezone = 'UTC'", "lc_messages = 'C'",
+            "fsync = off",
+            "synchronous_commit = off",
+            "full_page_writes = off",  # scratch data: speed over safety
+            "timezone = 'UTC'",
+            "log_timezone = 'UTC'",
+            "lc_messages = 'C'",
             "password_encryption = 'scram-sha-256'",
         ]
-        hba = ["# miglab: Unix socket only (no TCP: listen_addresses is empty)",
-               f"local all {ADMIN} peer map=admins",
-               "local all all scram-sha-256"]
+        hba = [
+            "# miglab: Unix socket only (no TCP: listen_addresses is empty)",
+            f"local all {ADMIN} peer map=admins",
+            "local all all scram-sha-256",
+        ]
         ident = ["# miglab: the OS users that may log in as the superuser"]
         ident += [f"admins {user} {ADMIN}" for user in admins]
         with open(self.data_dir / "postgresql.conf", "a") as f:
@@ -412,30 +479,46 @@ class Server:
             return  # a reaper is alive
         finally:
             os.close(probe)
-        argv = [sys.executable, "-I", os.path.abspath(__file__), "reap", str(self.base), str(bindir),
-                account[2] if account else ""]
+        argv = [
+            sys.executable,
+            "-I",
+            os.path.abspath(__file__),
+            "reap",
+            str(self.base),
+            str(bindir),
+            account[2] if account else "",
+        ]
         with open(self.base / "reaper.log", "a") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                    start_new_session=True, close_fds=True, cwd=self.base)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+                cwd=self.base,
+            )
         ready = select.select([proc.stdout], [], [], 30)[0] and proc.stdout.readline()
         proc.stdout.close()
         if ready != b"ready\n":
             proc.kill()
-            raise _unavailable("its reaper (which stops the server when unused) did not start; see "
-                               f"{self.base / 'reaper.log'}", "fix the error there")
+            raise _unavailable(
+                f"its reaper (which stops the server when unused) did not start; see {self.base / 'reaper.log'}",
+                "fix the error there",
+            )
 
     # ---- connecting
 
     def conninfo(self, dbname: str = "postgres", user: str = ADMIN, password: str | None = None) -> dict:
         """Keyword arguments for ``psycopg.connect`` (over the socket; no TCP)."""
-        info = {"host": str(self.socket_dir), "port": self.port, "dbname": dbname, "user": user,
-                "connect_timeout": 10}
+        info = {"host": str(self.socket_dir), "port": self.port, "dbname": dbname, "user": user, "connect_timeout": 10}
         if password is not None:
             info["password"] = password
         return info
 
-    def connect(self, dbname: str = "postgres", user: str = ADMIN, password: str | None = None,
-                autocommit: bool = True, **kw):
+    def connect(
+        self, dbname: str = "postgres", user: str = ADMIN, password: str | None = None, autocommit: bool = True, **kw
+    ):
         """A psycopg connection (autocommit unless asked otherwise)."""
         import psycopg
 
@@ -443,21 +526,35 @@ class Server:
 
     def django_database(self, dbname: str, user: str = ADMIN, password: str | None = None) -> dict:
         """A Django ``DATABASES`` entry for ``dbname`` on this server."""
-        return {"ENGINE": "django.db.backends.postgresql", "NAME": dbname, "HOST": str(self.socket_dir),
-                "PORT": str(self.port), "USER": user, "PASSWORD": password or ""}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": dbname,
+            "HOST": str(self.socket_dir),
+            "PORT": str(self.port),
+            "USER": user,
+            "PASSWORD": password or "",
+        }
 
     def sqlalchemy_url(self, dbname: str, user: str = ADMIN, password: str | None = None) -> str:
         """A SQLAlchemy URL for ``dbname`` over the socket (psycopg 3), e.g. for a gradebook."""
         from urllib.parse import quote
 
         who = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
-        return (f"postgresql+psycopg://{who}@/{quote(dbname, safe='')}"
-                f"?host={quote(str(self.socket_dir), safe='/')}&port={self.port}")
+        return (
+            f"postgresql+psycopg://{who}@/{quote(dbname, safe='')}"
+            f"?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
+        )
 
     def env(self, dbname: str, user: str = ADMIN, password: str | None = None) -> dict:
         """The environment that makes the lab template's ``project/settings.py`` use ``dbname`` here."""
-        return {"MIGLAB_DB": "postgresql", "MIGLAB_PG_HOST": str(self.socket_dir), "MIGLAB_PG_PORT": str(self.port),
-                "MIGLAB_PG_NAME": dbname, "MIGLAB_PG_USER": user, "MIGLAB_PG_PASSWORD": password or ""}
+        return {
+            "MIGLAB_DB": "postgresql",
+            "MIGLAB_PG_HOST": str(self.socket_dir),
+            "MIGLAB_PG_PORT": str(self.port),
+            "MIGLAB_PG_NAME": dbname,
+            "MIGLAB_PG_USER": user,
+            "MIGLAB_PG_PASSWORD": password or "",
+        }
 
     # ---- databases and roles
 
@@ -491,8 +588,9 @@ class Server:
 
     def databases(self) -> list[str]:
         with self.connect() as con:
-            rows = con.execute("SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' "
-                               "ORDER BY datname").fetchall()
+            rows = con.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY datname"
+            ).fetchall()
         return [r[0] for r in rows]
 
     def create_role(self, name: str, password: str) -> None:
@@ -500,8 +598,13 @@ class Server:
         from psycopg import sql
 
         _check_name(name)
-        self._admin(("CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION",
-                     sql.Identifier(name), sql.Literal(password)))
+        self._admin(
+            (
+                "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION",
+                sql.Identifier(name),
+                sql.Literal(password),
+            )
+        )
 
     def drop_role(self, name: str) -> None:
         from psycopg import sql
@@ -553,6 +656,7 @@ def server() -> Server:
 
 # ------------------------------------------------------------------ the reaper
 
+
 def _stop(base: Path, bindir: Path, user: str, pid: int | None = None, target: Path | None = None) -> None:
     """Stop the server on ``base/data`` (pg_ctl fast, then immediate, then signals) and delete its data.
 
@@ -561,8 +665,13 @@ def _stop(base: Path, bindir: Path, user: str, pid: int | None = None, target: P
     """
     data = base / "data"
     pid = _postmaster_pid(data) or pid
-    kw: dict = {"cwd": base, "stdin": subprocess.DEVNULL, "capture_output": True, "timeout": 60,
-                "env": {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}}
+    kw: dict = {
+        "cwd": base,
+        "stdin": subprocess.DEVNULL,
+        "capture_output": True,
+        "timeout": 60,
+        "env": {"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+    }
     if user:
         import pwd
 
@@ -628,7 +737,7 @@ def _reap(base: Path, bindir: Path, user: str) -> None:
     try:
         _stop(base, bindir, user, pid, target)
     finally:
-        os.close(mine)   # first: a newcomer must see that no reaper is left
+        os.close(mine)  # first: a newcomer must see that no reaper is left
         os.close(users)
 
 

@@ -12,7 +12,8 @@ condition itself could fail on the blank default (``answer.lower()`` with
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PASS = "✓"
 FAIL = "✗ Not yet"
@@ -45,7 +46,7 @@ def verify(condition: Any | Callable[[], Any], success_message: str, hint: str =
     try:
         value = condition() if callable(condition) else condition
         ok = bool(value)
-    except Exception as e:  # the learner's expression failed: a hint, not a traceback
+    except Exception as e:  # noqa: BLE001 - the learner's expression failed: a hint, not a traceback
         ok = False
         problem = f"{type(e).__name__}: {e}"
         hint = f"{hint} ({problem})" if hint else problem

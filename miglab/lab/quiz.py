@@ -64,7 +64,7 @@ class Question:
                 f"question {self.prompt!r}: answer must be the index of the right choice, "
                 f"0 to {len(choices) - 1} (got {self.answer!r})"
             )
-        for i in (self.hints or {}):
+        for i in self.hints or {}:
             if not (isinstance(i, int) and 0 <= i < len(choices)) or i == self.answer:
                 raise ValueError(f"question {self.prompt!r}: hints are for wrong choices; {i!r} is not one")
 
@@ -155,8 +155,10 @@ class Quiz(widgets.VBox):
     # ---- how it shows where there is no live widget (saved notebooks, tests)
 
     def __repr__(self) -> str:
-        lines = [f"{self.title}: {len(self.questions)} question{'s' if len(self.questions) != 1 else ''}"
-                 " (run this cell in JupyterLab to answer them)"]
+        lines = [
+            f"{self.title}: {len(self.questions)} question{'s' if len(self.questions) != 1 else ''}"
+            " (run this cell in JupyterLab to answer them)"
+        ]
         for i, q in enumerate(self.questions):
             lines.append(f"{i + 1}. {q.prompt}")
             lines += [f"   {LETTERS[k]}) {c}" for k, c in enumerate(q.choices)]

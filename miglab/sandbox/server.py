@@ -56,13 +56,23 @@ def _run_one(req: dict) -> dict:
         Path(files["stdin"]).write_text(req.get("input", "") or "")
         Path(files["stdout"]).touch()
         Path(files["stderr"]).touch()
-        command = {"cwd": req["cwd"], "argv": req["argv"], "env": req.get("env") or {},
-                   "timeout": req.get("timeout"), "modules": None, **files}
+        command = {
+            "cwd": req["cwd"],
+            "argv": req["argv"],
+            "env": req.get("env") or {},
+            "timeout": req.get("timeout"),
+            "modules": None,
+            **files,
+        }
         code, timed_out = runner.fork_and_wait(command)
         _kill_the_rest_or_exit()
         cap = int(req.get("max_output") or 1 << 20)
-        return {"returncode": code, "timed_out": timed_out,
-                "stdout": _read_capped(files["stdout"], cap), "stderr": _read_capped(files["stderr"], cap)}
+        return {
+            "returncode": code,
+            "timed_out": timed_out,
+            "stdout": _read_capped(files["stdout"], cap),
+            "stderr": _read_capped(files["stderr"], cap),
+        }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -85,7 +95,6 @@ def _in_sandbox() -> bool:
 def _harden() -> None:
     """Sandboxed server: refuse to run elsewhere, and let no other process of our uid ptrace us."""
     import ctypes
-
 
     if not _in_sandbox():
         raise SystemExit("miglab.sandbox.server runs only inside a grading sandbox")
