@@ -8,6 +8,14 @@ each scenario runs once per answer text, in the worker's judge sandbox
 (:func:`local_runner`). It remembers whether a hidden call has run code yet,
 so that a visible call run afterwards is not quoted back (the student's code
 could have kept a hidden call's rows somewhere in between).
+
+A PostgreSQL scenario (``db="postgresql"``) runs on the course's server
+(:mod:`miglab.lab.postgres`), in a database and as a login role made for that
+one run and dropped after it (:class:`miglab.lab.scenario.ScenarioDatabase`):
+never as the superuser, never in another run's database. The judge's sandbox
+then sees one more folder, read-only: the server's socket folder, at
+:data:`PG_SOCKET` (the server has no TCP port, and the sandbox no network);
+the role's name and password reach the commands in their environment only.
 """
 
 from __future__ import annotations
@@ -20,9 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..evidence.convert import digest
+from ..lab.postgres import PostgresUnavailable
 from ..lab.scenario import Scenario, run_scenario, trusted_manage
 
 ScenarioRunner = Callable[[Scenario, str], dict]
+PG_SOCKET = "/run/postgresql"   # where a judge sandbox sees the PostgreSQL server's socket folder
 
 
 class JudgeContext:
@@ -38,6 +48,8 @@ class JudgeContext:
         if key not in self._cache:
             try:
                 result = self._runner(Scenario.from_dict(scenario), answer)
+            except PostgresUnavailable as exc:   # the grader's machine, not the student's answer
+                result = {"error": f"the grader could not run this check: {str(exc).splitlines()[0]}"}
             except Exception as exc:  # a lab the student's code left unreadable: a failed check, not a crash
                 result = {"error": f"the migration left the lab unreadable ({type(exc).__name__}: {exc})"}
             self._cache[key] = {**result, "after_hidden": self._hidden_seen}
@@ -75,20 +87,28 @@ class JudgeSandbox:
         util.Finalize(self, self.close, exitpriority=10)
 
     def runner(self, scenario: Scenario, answer: str) -> dict:
-        session = self._get()
+        if scenario.db == "postgresql":
+            from ..lab import postgres
+
+            server = postgres.server()   # a lease for as long as this worker lives
+            session = self._get(((str(server.socket_dir), PG_SOCKET),))
+            return run_scenario(scenario, answer, manage=session.manage, root=session.root, pg_socket=PG_SOCKET)
+        session = self._get(())
         return run_scenario(scenario, answer, manage=session.manage, root=session.root)
 
     def student(self) -> _StudentTurn:
         """``with sandbox.student():`` one student's scenarios, then a reset."""
         return _StudentTurn(self)
 
-    def _get(self):
+    def _get(self, readonly: tuple):
+        """The session, new if there is none, it died, it is old, or it sees other folders than
+        ``readonly`` (a PostgreSQL scenario's socket folder is bound only where one needs it)."""
         from ..sandbox.session import Session
 
         s = self._session
-        if s is None or s.dead or s.age > s.limits.wall / 2:
+        if s is None or s.dead or s.age > s.limits.wall / 2 or s.readonly != readonly:
             self.close()
-            self._session = Session(Path(tempfile.mkdtemp(prefix="miglab-judge-")))
+            self._session = Session(Path(tempfile.mkdtemp(prefix="miglab-judge-")), readonly=readonly)
         return self._session
 
     def _done(self) -> None:

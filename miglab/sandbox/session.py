@@ -69,12 +69,19 @@ class Session:
     sandbox's until then), new symbolic links in it are removed after every
     command, and everything is given back to root at the end. The sandbox
     starts with the first command and ends with :meth:`close`.
+
+    ``readonly`` names more host folders the sandbox sees, read-only, as
+    ``(host, inside)`` pairs: a PostgreSQL server's socket folder, so that
+    commands can connect to it (a read-only bind is enough to connect; the
+    folder holds nothing else). A command's ``env`` is added to its
+    environment (where that server is and which role to log in as).
     """
 
     def __init__(self, root, *, limits: SandboxLimits = DEFAULT_LIMITS, max_output: int = 1 << 20,
-                 startup: float = 60.0):
+                 startup: float = 60.0, readonly: tuple = ()):
         self.root = Path(root)
         self.limits, self.max_output, self.startup = limits, max_output, startup
+        self.readonly = tuple((str(host), str(inside)) for host, inside in readonly)
         self._prep: Prepared | None = None
         self._proc: subprocess.Popen | None = None
         self._log = None
@@ -94,7 +101,8 @@ class Session:
         self._prep = Prepared(limits=self.limits)
         os.chmod(self.root, 0o711)  # root's, not the sandbox's: only the projects in it are given
         spec = Spec(argv=[sys.executable, "-m", "miglab.sandbox.server"], cwd=HOME, writable=[str(self.root)],
-                    env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0", "PYTHONSAFEPATH": "1"}, limits=self.limits)
+                    readonly=list(self.readonly), limits=self.limits,
+                    env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0", "PYTHONSAFEPATH": "1"})
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(self._prep.command(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._log, start_new_session=True, close_fds=True, env=host_env())
@@ -128,9 +136,10 @@ class Session:
         self._log.seek(0)
         return self._log.read(4000).decode("utf-8", "replace").strip()
 
-    def manage(self, project, args: list[str], timeout: float = 60, stdin: str = "") -> SandboxRun:
+    def manage(self, project, args: list[str], timeout: float = 60, stdin: str = "",
+               env: dict | None = None) -> SandboxRun:
         """``python manage.py ARGS`` in ``project``, a folder under the session's root (the same
-        signature as :func:`manage_untrusted`)."""
+        signature as :func:`manage_untrusted`), with ``env`` added to the command's environment."""
         project = Path(project)
         if project.is_symlink() or not project.resolve().is_relative_to(self.root.resolve()):
             raise ValueError(f"this session runs commands in folders under {self.root}, not in {project}")
@@ -148,7 +157,8 @@ class Session:
                 os.chmod(self.root / folder, 0o711)
             self._prep.give(project)
             self._given.add(project)
-        request = {"cwd": str(project), "argv": ["manage.py", *args], "env": {}, "timeout": timeout,
+        request = {"cwd": str(project), "argv": ["manage.py", *args], "timeout": timeout,
+                   "env": {str(k): str(v) for k, v in (env or {}).items()},
                    "input": stdin, "max_output": self.max_output}
         try:
             self._proc.stdin.write((json.dumps(request) + "\n").encode())
