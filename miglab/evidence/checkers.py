@@ -231,12 +231,24 @@ def runs_migration(call: Call) -> Verdict:
     Every step up to ``step`` must succeed, and then each query of the
     scenario's ``read`` named in ``expect=`` must return exactly those rows.
     For hidden calls nothing the student's code printed is quoted back.
+    When the scenario's ``answer_path`` is a list of paths, the answer is a
+    list of texts, one per path. A PostgreSQL scenario in a kernel that cannot
+    have PostgreSQL only records the answer (the grader runs it).
     """
-    if not isinstance(call.output, str):
-        return Verdict(False, "the answer should be the text of a migration file (a str)")
+    from ..lab.postgres import PostgresUnavailable
+
     scenario = call.params["scenario"]
+    wrong_form = _not_migration_texts(call.output, scenario)
+    if wrong_form:
+        return Verdict(False, wrong_form)
     step = int(call.params.get("step", 0))
-    result = call.context.run_scenario(scenario, call.output)
+    try:
+        result = call.context.run_scenario(scenario, call.output)
+    except PostgresUnavailable:   # in a learner's kernel only: the judge's context never raises
+        if call.hidden:
+            return Verdict(False, "the migration could not be run")
+        return Verdict(True, "recorded; PostgreSQL is not available in this kernel, so this check runs when "
+                             "your notebook is graded (Lab(\"try\", db=\"postgresql\") says why)")
     # What the student's code printed or stored is quoted back only for a visible example run
     # before any hidden one in the same sandbox (a hidden run could have left its rows behind).
     quote = not call.hidden and not result.get("after_hidden", False)
@@ -259,3 +271,14 @@ def runs_migration(call: Call) -> Verdict:
             detail = f": expected {shown(want)}, found {shown(got)}" if quote else ""
             return Verdict(False, f"after `{command}`, {name} is not what it should be{detail}")
     return Verdict(True, f"after `{command}`, the database holds what it should")
+
+
+def _not_migration_texts(answer: Any, scenario: Any) -> str:
+    """Why ``answer`` is not what the scenario's ``answer_path`` asks for ("" if it is): a migration
+    file's text, or a list of texts, one per path, when the scenario names a list of paths."""
+    paths = scenario.get("answer_path") if isinstance(scenario, dict) else None
+    if isinstance(paths, list):
+        if isinstance(answer, list) and len(answer) == len(paths) and all(isinstance(t, str) for t in answer):
+            return ""
+        return f"the answer should be a list of {len(paths)} migration file texts (str)"
+    return "" if isinstance(answer, str) else "the answer should be the text of a migration file (a str)"
