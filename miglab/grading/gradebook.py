@@ -12,6 +12,12 @@
   a rerun skip a student, so a run killed at any point leaves either the old
   row (the student is graded again) or the new one (everything is in place).
 * :func:`check_integrity` finds what is inconsistent.
+
+Any SQLAlchemy URL nbgrader accepts works, e.g. a PostgreSQL gradebook
+(``postgresql+psycopg://user:password@/grades?host=/socket/folder``, as
+:meth:`miglab.lab.postgres.Server.sqlalchemy_url` makes). A URL whose Python
+driver is not installed stops with one line saying which and how to get it
+(:func:`require_driver`), never a traceback.
 """
 
 from __future__ import annotations
@@ -52,6 +58,49 @@ LEDGER = Table(
 )
 
 
+# ------------------------------------------------------------------ the database
+
+DRIVER_HINTS = {"psycopg": "pip install 'psycopg[binary]==3.3.9' (it is in requirements.txt: make setup)"}
+
+
+def require_driver(db_url: str) -> None:
+    """Raise :class:`AssignmentError` (one line) unless ``db_url`` names a database whose Python driver
+    is installed and, for a database server, that answers: the instructor's to fix, not a crash to read."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(db_url)
+        dialect = url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise AssignmentError(f"the gradebook URL is not one SQLAlchemy can open: {exc}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or dialect.driver or "").split(".")[0]
+        where = url.render_as_string(hide_password=True)
+        hint = DRIVER_HINTS.get(module, f"pip install {module}")
+        raise AssignmentError(f"the gradebook {where} needs the Python driver {module!r}, which is not installed "
+                              f"here: {hint}") from None
+    if url.get_backend_name() != "sqlite":   # a server: say at once, in one line, if it cannot be reached
+        _can_connect(url)
+
+
+def _can_connect(url: Any) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise AssignmentError(f"cannot open the gradebook {url.render_as_string(hide_password=True)}: {why}") from None
+    finally:
+        engine.dispose()
+
+
 # ------------------------------------------------------------------ the assignment
 
 
@@ -80,6 +129,7 @@ def sync_gradebook(db_url: str, info: AssignmentInfo, root: Path) -> str:
     or renamed and grades exist for them, nbgrader refuses; that is an
     :class:`AssignmentError` naming the cells and the way forward.
     """
+    require_driver(db_url)
     with tempfile.TemporaryDirectory(prefix="miglab-seed-") as t:
         seed_path = Path(t) / "seed.db"
         seed_path.write_bytes(info.seed_db)
@@ -113,6 +163,7 @@ def remove_assignment(db_url: str, course_id: str, assignment_id: str) -> None:
     """Delete an assignment, its submissions' grades and its ledger rows (students stay)."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    require_driver(db_url)
     with Gradebook(db_url, course_id) as gb:
         _META.create_all(gb.engine)
         try:
@@ -145,6 +196,7 @@ class GradebookWriter:
     def __init__(self, db_url: str, course_id: str, root: Path):
         from nbgrader.api import Gradebook
 
+        require_driver(db_url)
         self.db_url, self.course_id, self.root = db_url, course_id, Path(root)
         self._gb = Gradebook(db_url, course_id)
         _META.create_all(self._gb.engine)
@@ -215,15 +267,18 @@ def ledger_row(result: Result) -> dict:
 def check_integrity(db_url: str, course_id: str, assignment: str, root: Path | None = None) -> list[str]:
     """Problems found in the gradebook for ``assignment`` (empty list: all good).
 
-    Checks: SQLite's own integrity check; one submission per student; every
+    Checks: SQLite's own integrity check (on SQLite only: other databases keep
+    their files consistent themselves); one submission per student; every
     submitted notebook has exactly one grade per grade cell; scores within
     [0, max]; ledger rows match the gradebook's scores and students; the
     autograded notebook exists for every student whose submission could run.
     """
     from nbgrader.api import Gradebook, MissingEntry
 
-    problems = _sqlite_problems(db_url, assignment)
+    require_driver(db_url)
+    problems = _sqlite_problems(db_url)
     with Gradebook(db_url, course_id) as gb:
+        problems += _duplicate_submissions(gb.engine, assignment)
         try:
             a = gb.find_assignment(assignment)
         except MissingEntry:
@@ -241,17 +296,14 @@ def check_integrity(db_url: str, course_id: str, assignment: str, root: Path | N
     return problems
 
 
-def _sqlite_problems(db_url: str, assignment: str) -> list[str]:
+def _sqlite_problems(db_url: str) -> list[str]:
+    """SQLite's own check of its file (other databases: nothing to do here)."""
     if not db_url.startswith("sqlite:///"):
         return []
     con = sqlite3.connect(db_url[len("sqlite:///"):])
     try:
         verdict = con.execute("PRAGMA integrity_check").fetchone()[0]
-        problems = [] if verdict == "ok" else [f"sqlite integrity_check: {verdict}"]
-        dups = con.execute(
-            "SELECT student_id, COUNT(*) FROM submitted_assignment s JOIN assignment a ON s.assignment_id = a.id "
-            "WHERE a.name = ? GROUP BY student_id HAVING COUNT(*) > 1", (assignment,)).fetchall()
-        return problems + [f"student {s} has {n} submissions" for s, n in dups]
+        return [] if verdict == "ok" else [f"sqlite integrity_check: {verdict}"]
     finally:
         con.close()
 
@@ -277,3 +329,16 @@ def _submission_problems(sid: str, sub: Any, cells: set, row: dict | None, a: An
                 if not (Path(root) / "autograded" / sid / a.name / f"{nb.name}.ipynb").exists():
                     problems.append(f"{sid}: autograded/{sid}/{a.name}/{nb.name}.ipynb is missing")
     return problems
+
+
+def _duplicate_submissions(engine: Any, assignment: str) -> list[str]:
+    """Students with more than one submission of ``assignment`` (plain SQL, any database)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if not engine.dialect.has_table(conn, "submitted_assignment"):
+            return []
+        dups = conn.execute(text(
+            "SELECT s.student_id, COUNT(*) FROM submitted_assignment s JOIN assignment a ON s.assignment_id = a.id "
+            "WHERE a.name = :name GROUP BY s.student_id HAVING COUNT(*) > 1"), {"name": assignment}).fetchall()
+    return [f"student {s} has {n} submissions" for s, n in dups]
