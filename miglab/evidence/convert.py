@@ -11,8 +11,14 @@ JSON made of lists, string-keyed dicts, strings, numbers, booleans and
   operation, from its own ``deconstruct()``;
 * ``{"$field": "CharField", "args": [...], "kwargs": {...}}``: a model field;
 * ``{"$model": "library.Book", "module": ...}``: a model class;
+* ``{"$object": "Value", "path": ..., "args": [...], "kwargs": {...}}``: any
+  other Django value that describes itself with ``deconstruct()``
+  (expressions such as ``Value("x")`` or ``Now()``, validators, indexes,
+  constraints, ``Q``), so two different ``db_default`` values never look
+  alike;
 * ``{"$function": "module.qualname"}``, ``{"$float": "nan"}``,
-  ``{"$bytes": hex}``, ``{"$object": "TypeName"}``: the rest.
+  ``{"$bytes": hex}``, ``{"$object": "TypeName"}``: the rest (only the
+  type's name survives).
 
 Any mapping converts like a dict and any iterable like a list, so a
 ``defaultdict``, an ``OrderedDict``, a tuple or a generator answer is read
@@ -22,8 +28,9 @@ What matters is that both sides convert alike, so :func:`digest` of the
 same inputs is the same in the kernel and in the judge.
 
 :func:`from_json` is the judge's way back: Django operations and fields are
-rebuilt from an allow-list (``django.db.migrations`` and
-``django.db.models`` only), mappings become dicts with hashable keys.
+rebuilt from an allow-list (``django.db.migrations``, ``django.db.models``
+and ``django.core.validators`` only), mappings become dicts with hashable
+keys.
 """
 
 from __future__ import annotations
@@ -189,7 +196,23 @@ def _django(x: Any, depth: int, budget: _Budget) -> Any:
             "args": _convert(list(args), depth + 1, budget),
             "kwargs": _convert(dict(kwargs), depth + 1, budget),
         }
+    if hasattr(x, "deconstruct"):
+        return _deconstructed(x, depth, budget)
     return None
+
+
+def _deconstructed(x: Any, depth: int, budget: _Budget) -> Any:
+    """Django's other self-describing values (``Value``, ``Now()``, validators, ``Index``, ``Q``)."""
+    try:
+        path, args, kwargs = x.deconstruct()
+    except Exception as exc:  # noqa: BLE001 - any failure means the value cannot be described
+        raise ConversionError(f"a {type(x).__name__} that Django cannot describe ({exc})") from exc
+    return {
+        "$object": type(x).__name__,
+        "path": str(path),
+        "args": _convert(list(args), depth + 1, budget),
+        "kwargs": _convert(dict(kwargs), depth + 1, budget),
+    }
 
 
 # ----------------------------------------------------------------- the way back
@@ -228,6 +251,8 @@ def from_json(data: Any) -> Any:
         return _operation(data)
     if kind == "$field":
         return _field(data)
+    if kind == "$object" and "path" in data:
+        return _rebuilt(data)
     return data
 
 
@@ -272,6 +297,30 @@ def _field(data: dict[str, Any]) -> Any:
     if not (isinstance(cls, type) and issubclass(cls, models.Field)):
         raise ValueError(f"{data['$field']!r} is not a Django model field")
     args = [_decode_arg(a) for a in _list(data.get("args", []))]
+    kwargs = {str(k): _decode_arg(v) for k, v in dict(data.get("kwargs", {})).items()}
+    return cls(*args, **kwargs)
+
+
+REBUILT_FROM = ("django.db.models.", "django.core.validators.")
+
+
+def _rebuilt(data: dict[str, Any]) -> Any:
+    """A deconstructed Django value made again, from Django's own modules only."""
+    import importlib
+
+    path = str(data["path"])
+    module_name, _, name = path.rpartition(".")
+    if not path.startswith(REBUILT_FROM) or not name.isidentifier():
+        raise ValueError(f"{path!r} is not a Django value this grader rebuilds")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{path!r} is not a Django value") from exc
+    if not isinstance(cls, type):
+        raise ValueError(f"{path!r} is not a class")
+    args = [_decode_arg(a) for a in _list(data.get("args", []))]
+    if name == "Q":  # a Q's children are (lookup, value) pairs
+        args = [tuple(a) if isinstance(a, list) else a for a in args]
     kwargs = {str(k): _decode_arg(v) for k, v in dict(data.get("kwargs", {})).items()}
     return cls(*args, **kwargs)
 
