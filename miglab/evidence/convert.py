@@ -205,7 +205,7 @@ def _deconstructed(x: Any, depth: int, budget: _Budget) -> Any:
     """Django's other self-describing values (``Value``, ``Now()``, validators, ``Index``, ``Q``)."""
     try:
         path, args, kwargs = x.deconstruct()
-    except Exception as exc:  # noqa: BLE001 - any failure means the value cannot be described
+    except Exception as exc:  # any failure means the value cannot be described
         raise ConversionError(f"a {type(x).__name__} that Django cannot describe ({exc})") from exc
     return {
         "$object": type(x).__name__,
