@@ -344,7 +344,7 @@ def test_the_sandbox_sees_the_socket_folder_read_only_and_only_for_postgresql(tm
 
 
 LINGER = '''
-import os, threading
+import os, threading, time
 
 import psycopg
 from django.db import migrations, models
@@ -358,13 +358,15 @@ def hold_the_table(apps, schema_editor):
                               user=os.environ["MIGLAB_PG_USER"], password=os.environ["MIGLAB_PG_PASSWORD"])
         con.execute("LOCK TABLE loans_loan IN ACCESS EXCLUSIVE MODE")
         ready.set()
-        con.execute("SELECT pg_sleep(600)")
+        con.execute("SELECT pg_sleep(600)")   # the server goes on sleeping, and locking, after we are gone
 
     threading.Thread(target=hold, daemon=True).start()
-    ready.wait(10)
+    assert ready.wait(10)
+    time.sleep(1)
 
 
 class Migration(migrations.Migration):
+    atomic = False   # the column is added and committed first, so that the other session gets its lock
     dependencies = [("loans", "0001_initial")]
     operations = [
         migrations.AddField("loan", "due", models.DateField(null=True)),
@@ -387,3 +389,49 @@ def test_a_connection_a_step_leaves_behind_is_ended_before_anything_is_read(pg):
     assert [s["returncode"] for s in steps] == [0] * 6, steps[-1]["output"]
     assert steps[0]["reads"]["loans"] == [[50]] and steps[2]["reads"]["wrong_due"] == [[0]]
     assert result["start"]["table"] == steps[-1]["reads"]["table"]
+
+
+# ------------------------------------------------------------------ the assignment's rules
+
+
+def rule(name: str):
+    from miglab.grading.rulebook import RuleBook
+
+    return RuleBook((REPO / "source" / A / "rules.py").read_text(), assignment=A).resolve({"name": name})
+
+
+def test_the_batch_rule_sees_one_transaction_and_oversized_batches():
+    """From the transaction ids alone: an atomic backfill (its batches savepoints of one transaction) and
+    a non-atomic one that fills every row in one UPDATE both fail; the right one passes."""
+    right = answers("right")
+    atomic = right[1].replace("    atomic = False\n", "")
+    one_update = right[1].replace("BATCH = 1000", "BATCH = 1_000_000")
+    assert atomic != right[1] and one_update != right[1]
+    filled_in_batches = rule("filled_in_batches")
+    context = JudgeContext(local_runner)
+    params = {"scenario": VISIBLE, "step": 1, "migration": "0003_fill_loan_due", "max_rows": 1000}
+    said = {}
+    for name, backfill in (("right", right[1]), ("atomic", atomic), ("one update", one_update)):
+        said[name] = filled_in_batches(Call(args=[], output=[right[0], backfill, right[2]], params=params,
+                                            context=context))
+    assert said["right"] == (True, "filled in batches of at most 1,000 rows, each committed on its own")
+    assert said["atomic"][0] is False and "ran as one transaction" in said["atomic"][1]
+    assert said["one update"] == (False, "one transaction of 0003_fill_loan_due wrote 2000 rows: fill in batches "
+                                         "of at most 1,000 rows, each in a transaction of its own")
+
+
+def test_the_way_back_must_leave_the_rows_as_they_were():
+    """A reverse that also changes another column migrates back without an error, but the rows are not
+    what they were: their fingerprint, read before the answer was on disk, says so."""
+    right = answers("right")
+    meddles = right[1].replace("    Loan.objects.update(due=None)",
+                               "    Loan.objects.update(due=None, book='returned')")
+    assert meddles != right[1]
+    back_as_it_was = rule("back_as_it_was")
+    context = JudgeContext(local_runner)
+    ok = back_as_it_was(Call(args=[], output=right, params={"scenario": small()}, context=context))
+    bad = back_as_it_was(Call(args=[], output=[right[0], meddles, right[2]], params={"scenario": small()},
+                              context=context))
+    assert ok[0] is True, ok
+    assert bad == (False, "after `migrate loans 0001_initial`, the table's rows are not what they were before your "
+                          "migrations ran")
