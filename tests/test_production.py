@@ -435,3 +435,20 @@ def test_the_way_back_must_leave_the_rows_as_they_were():
     assert ok[0] is True, ok
     assert bad == (False, "after `migrate loans 0001_initial`, the table's rows are not what they were before your "
                           "migrations ran")
+
+
+def test_a_slow_view_uses_up_the_reads_time_budget_not_the_graders_time(monkeypatch):
+    import miglab.lab.scenario as scenario_module
+
+    monkeypatch.setattr(scenario_module, "PG_READ_SECONDS", 2)
+    slow = ("from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+            "    dependencies = [('loans', '0001_initial')]\n"
+            "    operations = [migrations.RunSQL(\"\"\"\n"
+            "        ALTER TABLE loans_loan RENAME TO loans_loan_real;\n"
+            "        CREATE VIEW loans_loan AS SELECT r.* FROM loans_loan_real r, (SELECT pg_sleep(1)) s;\n"
+            "    \"\"\", migrations.RunSQL.noop)]\n")
+    scenario = Scenario.from_dict({**small(), "steps": [["migrate", "loans", "0002_loan_due_nullable"]],
+                                   "answer_path": "loans/migrations/0002_loan_due_nullable.py"})
+    reads = run_scenario(scenario, slow)["steps"][0]["reads"]
+    refused = [name for name, got in reads.items() if got == {"$error": "not read: this run's reads took too long"}]
+    assert reads["loans"] == [[50]] and len(refused) >= 4, reads

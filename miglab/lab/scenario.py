@@ -44,7 +44,8 @@ sandbox binds the server's socket folder elsewhere). After every step the
 role's connections are ended (a query the answer left running cannot change
 what is read next), and at the end the database and the role are dropped.
 Reads pin ``search_path``, time zone, date style and a statement timeout, so
-settings the answer gave its role or database change nothing read.
+settings the answer gave its role or database change nothing read; all the
+reads of one run share a time budget (a slow view cannot stall the grader).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,7 +70,8 @@ BACKENDS = ("sqlite", "postgresql")
 PG_CONNECTION_LIMIT = 8  # connections one scenario's role may hold (the server has 100 for everyone)
 # Every read on PostgreSQL: read-only, bounded in time, with the server's own functions first on the
 # search path and fixed formats, whatever the answer set for its role or its database.
-PG_READ_OPTIONS = ("-c default_transaction_read_only=on -c statement_timeout=10000 -c lock_timeout=5000 "
+PG_READ_SECONDS = 60     # all the reads of one run, together: a view the answer made slow cannot stall the grader
+PG_READ_OPTIONS = ("-c default_transaction_read_only=on -c statement_timeout=5000 -c lock_timeout=5000 "
                    "-c search_path=pg_catalog,public -c DateStyle=ISO,YMD -c TimeZone=UTC "
                    "-c IntervalStyle=postgres -c extra_float_digits=1")
 PG_SETUP_OPTIONS = "-c search_path=public -c DateStyle=ISO,YMD -c TimeZone=UTC"
@@ -255,6 +258,7 @@ class ScenarioDatabase:
 
     def __init__(self, server: Any, name: str, password: str):
         self.server, self.name, self.password = server, name, password
+        self.read_seconds = 0.0   # spent on reads so far (at most PG_READ_SECONDS, then reads are refused)
 
     @classmethod
     def create(cls) -> ScenarioDatabase:
@@ -314,6 +318,10 @@ class ScenarioDatabase:
         reads: dict[str, Any] = {}
         with con:
             for name, query in queries.items():
+                if self.read_seconds > PG_READ_SECONDS:
+                    reads[name] = {"$error": "not read: this run's reads took too long"}
+                    continue
+                started = time.monotonic()
                 try:
                     cur = con.execute(query)
                     rows = cur.fetchmany(MAX_ROWS) if cur.description else []
@@ -321,6 +329,7 @@ class ScenarioDatabase:
                 except psycopg.Error as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                     reads[name] = {"$error": self.clean(f"{type(exc).__name__}: {first}")}
+                self.read_seconds += time.monotonic() - started
         return reads
 
     def end_connections(self) -> None:
