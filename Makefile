@@ -53,11 +53,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# Regenerate source/deep_dive (from tools/build_deep_dive.py), release/ (nbgrader generate_assignment),
-# and the test classes made from them (the sample class and the hostile corpus).
+# Regenerate release/ from source/ (nbgrader generate_assignment, every assignment) and the test classes
+# made from the releases (the sample classes, the production class and the hostile corpus).
 release: $(STAMP)
 	$(PY) tools/release.py
 	$(PY) tests/submissions/make_sample_class.py
+	$(PY) tests/submissions/production/make_production_class.py
 	$(PY) tests/submissions/hostile/make_hostile.py
 
 # Grade a whole class in parallel: make grade ARGS="deep_dive -j 4 --force" runs
