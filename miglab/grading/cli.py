@@ -24,13 +24,24 @@ def _limits(args, course: Path):
 
 
 def _executor(args):
+    """None (the local pool), or the Dask cluster at ``--dask ADDRESS``, its workers checked for isolation."""
     if not args.dask:
         return None
     try:
-        from dask.distributed import Client
+        import distributed  # noqa: F401
+
+        from .cluster import DaskExecutor
     except ImportError:
-        raise SystemExit("--dask needs the 'distributed' package: pip install distributed")
-    return Client(args.dask)
+        raise SystemExit("--dask needs the 'distributed' package: pip install distributed") from None
+    executor = DaskExecutor.connect(args.dask)
+    leaky = {} if args.unsafe else executor.check_isolation()
+    if leaky:
+        executor.close()
+        from ..sandbox.bwrap import SandboxError
+
+        raise SandboxError("refusing to run student code on Dask workers without isolation: " + "; ".join(
+            f"{addr}: {why}" for addr, why in sorted(leaky.items())) + " (fix them, or pass --unsafe)")
+    return executor
 
 
 def make_sample_course(submissions: Path, dest: Path = SAMPLE_COURSE) -> Path:
@@ -72,10 +83,17 @@ def cmd_grade(args) -> int:
         raise SystemExit("say which assignment to grade (or --sample-class DIR): see --help")
     else:
         course, assignment = Path(args.course).resolve(), args.assignment
-    summary = grade_assignment(
-        course, assignment, db_url=args.db, workers=args.workers, executor=_executor(args), force=args.force,
-        students=args.student or None, limits=_limits(args, course), kernel=default_kernel(args.unsafe),
-        progress=not args.no_progress, feedback=not args.no_feedback, rebuild_gradebook=args.rebuild_gradebook)
+    executor = _executor(args)
+    try:
+        # With --dask the kernels run on the workers, whose isolation _executor checked, not here.
+        kernel = default_kernel(args.unsafe, check=executor is None)
+        summary = grade_assignment(
+            course, assignment, db_url=args.db, workers=args.workers, executor=executor, force=args.force,
+            students=args.student or None, limits=_limits(args, course), kernel=kernel,
+            progress=not args.no_progress, feedback=not args.no_feedback, rebuild_gradebook=args.rebuild_gradebook)
+    finally:
+        if executor is not None:
+            executor.close()
     print(summary.text())
     if summary.interrupted:
         return 130

@@ -109,12 +109,13 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def default_kernel(unsafe: bool = False) -> KernelOptions:
+def default_kernel(unsafe: bool = False, check: bool = True) -> KernelOptions:
     """Kernels in the sandbox (:func:`miglab.sandbox.kernel.grading_kernel`), which refuses when
-    isolation is not available unless ``unsafe=True`` (the ``--unsafe`` flag: plain local kernels)."""
+    isolation is not available here unless ``unsafe=True`` (the ``--unsafe`` flag: plain local kernels).
+    ``check=False``: the kernels run elsewhere (Dask workers), whose isolation is checked there."""
     from ..sandbox.kernel import grading_kernel
 
-    return KernelOptions() if unsafe else KernelOptions(**grading_kernel())
+    return KernelOptions() if unsafe else KernelOptions(**grading_kernel(check=check))
 
 
 def _preload_chart() -> None:
@@ -251,7 +252,7 @@ class _ClassRun:
     def grade(self, tasks: list[Task], reports: bool) -> None:
         from tqdm import tqdm
 
-        n = max(1, min(self.workers_wanted or default_workers(), len(tasks) or 1))
+        n = max(1, min(self._width(), len(tasks) or 1))
         self.summary.workers, self.n_workers = n, n
         self.pending = list(reversed(tasks))
         self.bar = tqdm(total=len(tasks), desc=f"grading {self.summary.assignment}", unit="sub",
@@ -271,12 +272,20 @@ class _ClassRun:
             if self.own_executor and self.executor is not None:
                 stop_workers(self.executor)
                 self.executor = None
+            for _, fut in self.in_flight.values():   # someone else's executor (Dask): our work stops
+                fut.cancel()
         finally:
             self.bar.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             if self.own_executor and self.executor is not None:
                 self.executor.shutdown(wait=True)
+
+    def _width(self) -> int:
+        """Tasks that run at once: the pool's workers, or what the executor says it runs (a Dask cluster)."""
+        if not self.own_executor and getattr(self.executor, "workers", None):
+            return int(self.executor.workers)
+        return self.workers_wanted or default_workers()
 
     def _loop(self) -> None:
         self._submit_more()
@@ -303,12 +312,17 @@ class _ClassRun:
             return fut.result()
         except BrokenProcessPool:
             return self._after_crash(task)
-        except Exception as exc:  # a worker (a Dask worker, say) failed outside grade_submission
+        except Exception as exc:  # noqa: BLE001 - a worker (a Dask worker, say) failed outside grade_submission
+            lost = getattr(self.executor, "lost", None)
+            if lost is not None and lost(exc):   # its worker died: Dask gave up on it, we try once more
+                return self._after_crash(task)
             return zero_result(task, model.ERROR, f"the grader failed: {type(exc).__name__}: {exc}",
                                time.monotonic())
 
     def _after_crash(self, task: Task) -> Result | None:
-        """A worker process died (not a kernel: the grader). New pool; the student once more."""
+        """A worker process died (not a kernel: the grader). New pool (ours); the student once more.
+
+        Another executor (Dask) replaces its own workers and re-runs their other tasks itself."""
         if self.own_executor:
             stop_workers(self.executor)
             self.executor = local_executor(self.n_workers)

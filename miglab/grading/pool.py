@@ -68,21 +68,26 @@ def warm_up() -> None:
     warm_up.done = True  # type: ignore[attr-defined]
 
 
-def quiet_worker() -> None:
-    """Process-pool initializer: die with the pool, write chatter to a log file, start warm."""
-    die_with_parent()
+def warm_worker() -> None:
+    """What any grading process (a pool worker, a Dask worker) does before its first student."""
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", module="nbformat")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from .autograde import fast_scratch_sqlite
+
+    fast_scratch_sqlite()
+    warm_up()
+
+
+def quiet_worker() -> None:
+    """Process-pool initializer: die with the pool, write chatter to a log file, start warm."""
+    die_with_parent()
     path = Path(tempfile.gettempdir()) / f"miglab-grading-worker-{os.getpid()}.log"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    from .autograde import fast_scratch_sqlite
-
-    fast_scratch_sqlite()
-    warm_up()
+    warm_worker()
 
 
 def _forkserver_context() -> multiprocessing.context.BaseContext:

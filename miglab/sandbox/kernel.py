@@ -245,7 +245,7 @@ if AsyncKernelManager is not None:
         def format_kernel_cmd(self, extra_arguments=None):
             # -I: the launcher runs as root in the submission's folder; a shipped `miglab/` must not be imported.
             return [sys.executable, "-I", "-m", "miglab.sandbox.kernel",
-                    "--connection-file", os.path.realpath(self.connection_file),
+                    "--connection-file", os.path.realpath(self.connection_file), "--grader", str(os.getpid()),
                     "--limits", json.dumps(self.limits().__dict__),
                     "--", *(extra_arguments or [])]
 
@@ -284,9 +284,11 @@ if AsyncKernelManager is not None:
 KERNEL_MANAGER = "miglab.sandbox.kernel:SandboxKernelManager"
 
 
-def grading_kernel(limits: bwrap.SandboxLimits = bwrap.DEFAULT_LIMITS) -> dict:
-    """How the grader starts kernels in the sandbox (``KernelOptions`` fields), or SandboxError saying why not."""
-    bwrap.require(unsafe=False)
+def grading_kernel(limits: bwrap.SandboxLimits = bwrap.DEFAULT_LIMITS, check: bool = True) -> dict:
+    """How the grader starts kernels in the sandbox (``KernelOptions`` fields), or SandboxError saying why
+    not (``check=False``: they start on other machines, which check for themselves)."""
+    if check:
+        bwrap.require(unsafe=False)
     return {"kernel_name": "python3", "manager_class": KERNEL_MANAGER, "manager_kwargs": dict(limits.__dict__)}
 
 
@@ -308,7 +310,14 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], cwd: str) -> int:
+def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], cwd: str,
+           grader: int | None = None) -> int:
+    """Start the kernel in its sandbox and watch it (see the module docstring). ``grader`` is the pid of the
+    process that started us: when it is gone (even before we got this far), the kernel is stopped."""
+    parent = grader or os.getppid()
+    if os.getppid() != parent:
+        print("[sandbox] the grader went away before the kernel started", file=sys.stderr)
+        return 1
     info = json.loads(Path(connection_file).read_text())
     ipc_host = Path(info["ip"]).parent
     folder = ipc_host.parent
@@ -363,7 +372,7 @@ def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], 
     signal.signal(signal.SIGINT, on_interrupt)
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_stop)
-    parent = os.getppid()  # if the grader dies without stopping us, stop too (checked each second)
+    # If the grader dies without stopping us, stop too (checked each second, and once bwrap is up).
     try:
         with os.fdopen(r) as f:
             text = f.read()   # bwrap writes the info once the sandbox exists, then closes it
@@ -417,10 +426,11 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Start a Jupyter kernel inside the sandbox (used by SandboxKernelManager).")
     p.add_argument("--connection-file", required=True)
     p.add_argument("--limits", default="{}", help="JSON of miglab.sandbox.bwrap.SandboxLimits fields")
+    p.add_argument("--grader", type=int, help="pid of the grading process (default: our parent)")
     p.add_argument("extra", nargs="*", help="extra kernel arguments (after --)")
     args = p.parse_args(argv)
     limits = bwrap.SandboxLimits(**json.loads(args.limits))
-    return launch(args.connection_file, limits, list(args.extra), os.getcwd())
+    return launch(args.connection_file, limits, list(args.extra), os.getcwd(), grader=args.grader)
 
 
 if __name__ == "__main__":
