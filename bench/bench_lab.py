@@ -76,12 +76,14 @@ def backends(repeat: int, root: str) -> None:
         lab.manage("migrate library zero").check()
 
     rows = [("manage.py " + " ".join(cmd), lambda lab, cmd=cmd: lab.manage(*cmd).check()) for cmd in COMMANDS]
-    rows += [("migrate library + back to zero", round_trip),
-             ("Lab(...) made afresh", lambda lab: Lab(lab.name, root=root, db=lab.db))]
+    rows += [
+        ("migrate library + back to zero", round_trip),
+        ("Lab(...) made afresh", lambda lab: Lab(lab.name, root=root, db=lab.db)),
+    ]
     print(f"\n{'same lab, fork server':32} {'SQLite (ms)':>12} {'PostgreSQL (ms)':>16} {'ratio':>7}")
     for name, fn in rows:
-        lite, pg = (timed(lambda: fn(labs[db]), repeat) for db in ("sqlite", "postgresql"))
-        print(f"{name:32} {lite*1000:12.1f} {pg*1000:16.1f} {pg/lite:6.2f}x")
+        lite, pg = (timed(lambda fn=fn, lab=labs[db]: fn(lab), repeat) for db in ("sqlite", "postgresql"))
+        print(f"{name:32} {lite * 1000:12.1f} {pg * 1000:16.1f} {pg / lite:6.2f}x")
 
     # The server's cold start: a private one in a folder of its own, started then let go.
     base = Path(tempfile.mkdtemp(prefix="bench-pg-"))
@@ -93,8 +95,10 @@ def backends(repeat: int, root: str) -> None:
     stopped = time.perf_counter()
     while server.is_running() and time.perf_counter() - stopped < 30:
         time.sleep(0.01)
-    print(f"{'PostgreSQL server cold start':32} {'':12} {cold*1000:16.1f}   (initdb + start; stopped "
-          f"{(time.perf_counter() - stopped)*1000:.0f} ms after its last user left)")
+    print(
+        f"{'PostgreSQL server cold start':32} {'':12} {cold * 1000:16.1f}   (initdb + start; stopped "
+        f"{(time.perf_counter() - stopped) * 1000:.0f} ms after its last user left)"
+    )
 
 
 def main() -> None:
@@ -110,17 +114,20 @@ def main() -> None:
 
     floor = subprocess.run(
         [sys.executable, "-c", IN_PROCESS, repr(COMMANDS), str(args.repeat)],
-        cwd=lab.path, capture_output=True, text=True, check=True,
+        cwd=lab.path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
 
     print(f"{'command':32} {'cold (ms)':>10} {'fork (ms)':>10} {'in-process (ms)':>16} {'speed-up':>9}")
     for cmd, inproc in zip(COMMANDS, floor):
         os.environ["MIGLAB_FORK"] = "0"
-        cold = timed(lambda: lab.manage(*cmd).check(), args.repeat)
+        cold = timed(lambda cmd=cmd: lab.manage(*cmd).check(), args.repeat)
         os.environ["MIGLAB_FORK"] = "1"
-        fork = timed(lambda: lab.manage(*cmd).check(), args.repeat)
+        fork = timed(lambda cmd=cmd: lab.manage(*cmd).check(), args.repeat)
         name = "manage.py " + " ".join(cmd)
-        print(f"{name:32} {cold*1000:10.1f} {fork*1000:10.1f} {float(inproc)*1000:16.1f} {cold/fork:8.1f}x")
+        print(f"{name:32} {cold * 1000:10.1f} {fork * 1000:10.1f} {float(inproc) * 1000:16.1f} {cold / fork:8.1f}x")
     if not args.no_postgres:
         backends(args.repeat, root)
     if runner._server is not None:

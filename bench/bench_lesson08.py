@@ -45,10 +45,14 @@ def main(argv: list[str] | None = None) -> int:
             total, only_cells = run_once(LESSON, fork=True)
             cells.append(only_cells)
             kernel.append(total)
-            print(f"{i:<5}{only_cells:>8.2f}{total:>9.2f}  {'running' if was_up else 'stopped (this run started it)'}",
-                  flush=True)
-    print(f"\nLesson 08, best of {args.repeat}: {min(cells):.2f} s of cells, {min(kernel):.2f} s with the kernel "
-          f"(median {statistics.median(kernel):.2f} s)")
+            print(
+                f"{i:<5}{only_cells:>8.2f}{total:>9.2f}  {'running' if was_up else 'stopped (this run started it)'}",
+                flush=True,
+            )
+    print(
+        f"\nLesson 08, best of {args.repeat}: {min(cells):.2f} s of cells, {min(kernel):.2f} s with the kernel "
+        f"(median {statistics.median(kernel):.2f} s)"
+    )
     return 0
 
 

@@ -42,8 +42,12 @@ def run_once(path: Path, fork: bool) -> tuple[float, float]:
     os.environ["MIGLAB_FORK"] = "1" if fork else "0"
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     start = time.perf_counter()
     with client.setup_kernel():

@@ -16,7 +16,7 @@ from miglab import Lab
 
 SESSION = f"tests-{uuid.uuid4().hex[:12]}"
 os.environ["MIGLAB_TEST_SESSION"] = SESSION
-GRACE = 15.0   # seconds a process may take to notice its parent is gone
+GRACE = 15.0  # seconds a process may take to notice its parent is gone
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def pytest_sessionfinish(session, exitstatus):
     while left and time.monotonic() < end:
         time.sleep(0.5)
         left = _ours()
-    left = {pid: cmd for pid, cmd in left.items() if "postgres" not in cmd}   # its server and reaper
+    left = {pid: cmd for pid, cmd in left.items() if "postgres" not in cmd}  # its server and reaper
     if left:
         lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in sorted(left.items()))
         session.config.get_terminal_writer().line(f"\nprocesses left behind by the tests:\n{lines}", red=True)

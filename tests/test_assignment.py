@@ -30,25 +30,41 @@ STUDENTS = ("solution", "blank", "partial", "alternative")
 
 def source_points() -> dict[str, float]:
     nb = nbformat.read(ROOT / "source" / A / f"{A}.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
-            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    return {
+        c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
 
 
 FULL = source_points()
 
 # The hand-made partial submission (tests/assignment_fixtures/make_fixtures.py), cell by cell.
 PARTIAL = {
-    "pending_basic": 2, "pending_edge": 0,           # crashes when applied lists other migrations
-    "deps_loans": 0,                                  # depends on library 0001, not the latest
-    "get_model": 1, "reverse_arg": 0,                 # RunPython without a reverse
+    "pending_basic": 2,
+    "pending_edge": 0,  # crashes when applied lists other migrations
+    "deps_loans": 0,  # depends on library 0001, not the latest
+    "get_model": 1,
+    "reverse_arg": 0,  # RunPython without a reverse
     "merge_deps": 1,
-    "order_basic": 2, "order_cross": 2, "order_cycle": 0,   # DFS that never notices a cycle
-    "leaves": 2, "conflicts": 0,                      # conflicts lists every app
-    "replay_basic": 2, "replay_random": 2,
-    "squash_state": 2, "squash_short": 0, "squash_rename": 2, "squash_random": 0,  # returns its input
-    "datamig_forward": 2, "datamig_backward": 0,      # reverse is a no-op: slugs stay
+    "order_basic": 2,
+    "order_cross": 2,
+    "order_cycle": 0,  # DFS that never notices a cycle
+    "leaves": 2,
+    "conflicts": 0,  # conflicts lists every app
+    "replay_basic": 2,
+    "replay_random": 2,
+    "squash_state": 2,
+    "squash_short": 0,
+    "squash_rename": 2,
+    "squash_random": 0,  # returns its input
+    "datamig_forward": 2,
+    "datamig_backward": 0,  # reverse is a no-op: slugs stay
     **{f"quiz_q{n:02d}": 1 for n in range(1, 16)},
-    "quiz_q02": 0, "quiz_q04": 0, "quiz_q05": 0, "quiz_q11": 0,  # wrong, not a letter, blank, wrong
+    "quiz_q02": 0,
+    "quiz_q04": 0,
+    "quiz_q05": 0,
+    "quiz_q11": 0,  # wrong, not a letter, blank, wrong
 }
 
 
@@ -67,8 +83,9 @@ def graded(tmp_path_factory):
         folder.mkdir(parents=True)
         (folder / f"{A}.ipynb").write_text(text)
         (folder / "timestamp.txt").write_text("2026-01-01 12:00:00.000000 UTC")
-    summary = grade_assignment(course, A, workers=2, limits=TimeLimits(cell_timeout=30), kernel=default_kernel(),
-                               progress=False)
+    summary = grade_assignment(
+        course, A, workers=2, limits=TimeLimits(cell_timeout=30), kernel=default_kernel(), progress=False
+    )
     return course, {r.student_id: r for r in summary.results}
 
 
@@ -90,8 +107,9 @@ def hidden_lines() -> list[str]:
     nb = nbformat.read(ROOT / "source" / A / f"{A}.ipynb", as_version=4)
     pattern = r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS"
     visible = "\n".join(re.sub(pattern, "", c.source, flags=re.S) for c in nb.cells)
-    lines = {line.strip() for c in nb.cells for block in re.findall(pattern, c.source, re.S)
-             for line in block.splitlines()}
+    lines = {
+        line.strip() for c in nb.cells for block in re.findall(pattern, c.source, re.S) for line in block.splitlines()
+    }
     found = sorted(line for line in lines if len(line) > 12 and line not in visible)
     assert len(found) > 40 and any("expect=" in line for line in found)
     return found
@@ -101,8 +119,9 @@ def hidden_lines() -> list[str]:
 
 
 def test_committed_release_matches_a_fresh_generation():
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "release.py"), "--check"], capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "release.py"), "--check"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -110,13 +129,16 @@ def test_release_holds_no_solution_hidden_test_rule_or_seed():
     folder = ROOT / "release" / A
     text = (folder / f"{A}.ipynb").read_text()
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-    assert sorted(p.name for p in folder.iterdir()) == [f"{A}.ipynb"]    # rules.py stays in source/
-    for line in hidden_lines():   # hidden inputs, expected answers (the quiz key) and seeds
+    assert sorted(p.name for p in folder.iterdir()) == [f"{A}.ipynb"]  # rules.py stays in source/
+    for line in hidden_lines():  # hidden inputs, expected answers (the quiz key) and seeds
         assert line not in text, line
     nb = nbformat.read(folder / f"{A}.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in nb.cells)
-    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
-              for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    points = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
     assert points == FULL and sum(points.values()) == 47
 
 
@@ -124,7 +146,7 @@ def test_the_check_command_finds_the_assignment_ready():
     report = validate(ROOT, A)
     assert report.ok, report.text()
     assert report.solution_score == (47.0, 47.0) and report.blank_score == (0.0, 47.0)
-    assert {who.split(" ")[0] for _, _, _, who in report.cells} == {"judge"}   # every cell judged outside
+    assert {who.split(" ")[0] for _, _, _, who in report.cells} == {"judge"}  # every cell judged outside
 
 
 def test_no_private_file_reaches_a_kernel_folder(graded):
@@ -145,8 +167,11 @@ def test_solution_writes_nothing_to_stderr(graded):
     """No check failed in the kernel either (a ✘ goes to stderr)."""
     for cell in autograded(graded, "solution").cells:
         if cell.cell_type == "code":
-            bad = [o for o in cell.outputs
-                   if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
+            bad = [
+                o
+                for o in cell.outputs
+                if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")
+            ]
             assert bad == [], (cell.metadata.get("nbgrader", {}).get("grade_id"), bad)
 
 
@@ -170,8 +195,11 @@ def test_the_alternative_really_orders_differently(graded):
     from miglab.grading.judge import evidence_records
 
     def orders(student):
-        cell = next(c for c in autograded(graded, student).cells
-                    if c.metadata.get("nbgrader", {}).get("grade_id") == "order_cross")
+        cell = next(
+            c
+            for c in autograded(graded, student).cells
+            if c.metadata.get("nbgrader", {}).get("grade_id") == "order_cross"
+        )
         return [r["output"] for r in evidence_records(cell)]
 
     assert orders("alternative") != orders("solution")
@@ -187,8 +215,8 @@ def test_feedback_shows_verdicts_without_hidden_test_code(graded):
             assert line not in page, (student, line)
         assert "BEGIN HIDDEN TESTS" not in page
     partial = feedback_html(graded, "partial")
-    assert "no error was raised for a graph with a cycle" in partial        # a visible check's reason
-    assert "hidden checks: 0 of 1 passed" in partial                       # hidden ones are counted only
+    assert "no error was raised for a graph with a cycle" in partial  # a visible check's reason
+    assert "hidden checks: 0 of 1 passed" in partial  # hidden ones are counted only
     assert "the answer raised ValueError on a hidden input" not in partial
     # quiz feedback says right or wrong, never "it is marked when your notebook is graded"
     assert "✘ not the right choice" in partial and "✔ right" in partial

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -44,7 +43,8 @@ def course_with(root: Path, assignment: str, nb, rules: str | None = None) -> Pa
     (root / "source" / assignment).mkdir(parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text(
         "c = get_config()\nc.CourseDirectory.course_id = 'own'\nc.Execute.timeout = 20\n"
-        "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '__pycache__', 'rules.py']\n")
+        "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '__pycache__', 'rules.py']\n"
+    )
     nbformat.write(nb, str(root / "source" / assignment / f"{assignment}.ipynb"))
     if rules is not None:
         (root / "source" / assignment / "rules.py").write_text(rules)
@@ -76,12 +76,19 @@ def own_assignment():
     cells = [
         new_markdown_cell("# My own assignment", metadata=meta("intro", locked=True)),
         new_code_cell("import math", metadata=meta("setup", locked=True)),
-        new_code_cell("### BEGIN SOLUTION\ndef get_model(name):\n    return name.title()\n### END SOLUTION",
-                      metadata=meta("answer_get_model", solution=True)),
-        new_code_cell('assert get_model("book") == "Book"\n### BEGIN HIDDEN TESTS\nassert get_model("loan") == "Loan"\n'
-                      "### END HIDDEN TESTS", metadata=meta("get_model", grade=True, locked=True, points=3)),
-        new_code_cell("### BEGIN SOLUTION\ndef leaves(xs):\n    return [x for x in xs if x % 2]\n### END SOLUTION",
-                      metadata=meta("answer_leaves", solution=True)),
+        new_code_cell(
+            "### BEGIN SOLUTION\ndef get_model(name):\n    return name.title()\n### END SOLUTION",
+            metadata=meta("answer_get_model", solution=True),
+        ),
+        new_code_cell(
+            'assert get_model("book") == "Book"\n### BEGIN HIDDEN TESTS\nassert get_model("loan") == "Loan"\n'
+            "### END HIDDEN TESTS",
+            metadata=meta("get_model", grade=True, locked=True, points=3),
+        ),
+        new_code_cell(
+            "### BEGIN SOLUTION\ndef leaves(xs):\n    return [x for x in xs if x % 2]\n### END SOLUTION",
+            metadata=meta("answer_leaves", solution=True),
+        ),
         new_code_cell("assert leaves([1, 2, 3]) == [1, 3]", metadata=meta("leaves", grade=True, locked=True, points=2)),
     ]
     nb = new_notebook(cells=cells)
@@ -92,14 +99,17 @@ def own_assignment():
 def test_an_instructors_own_assignment_with_deep_dives_cell_names_grades_right(tmp_path):
     nb = own_assignment()
     course = course_with(tmp_path, "mine", nb)
-    right = {"answer_get_model": "def get_model(name):\n    return name.title()",
-             "answer_leaves": "def leaves(xs):\n    return [x for x in xs if x % 2]"}
+    right = {
+        "answer_get_model": "def get_model(name):\n    return name.title()",
+        "answer_leaves": "def leaves(xs):\n    return [x for x in xs if x % 2]",
+    }
     submit(course, "mine", "right", right, nb)
     submit(course, "mine", "half", {**right, "answer_leaves": "def leaves(xs):\n    return xs"}, nb)
     summary = grade_assignment(course, "mine", workers=2, limits=LIMITS, kernel=default_kernel(), progress=False)
     assert scores(summary) == {"right": {"get_model": 3.0, "leaves": 2.0}, "half": {"get_model": 3.0, "leaves": 0.0}}
     assert summary.scored_in_kernel == ["get_model", "leaves"] and all(r.status == "ok" for r in summary.results)
-    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    with open(summary.csv) as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
     assert rows["right"]["scored_in_kernel"] == "get_model leaves"
 
 
@@ -109,10 +119,14 @@ def test_an_instructors_own_assignment_with_deep_dives_cell_names_grades_right(t
 def judged_assignment(hidden: str):
     cells = [
         new_code_cell("from miglab.evidence import check", metadata=meta("setup", locked=True)),
-        new_code_cell("### BEGIN SOLUTION\ndef double(x):\n    return 2 * x\n### END SOLUTION",
-                      metadata=meta("answer", solution=True)),
-        new_code_cell(f"check(double, 2, expect=4)\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
-                      metadata=meta("double_test", grade=True, locked=True, points=2)),
+        new_code_cell(
+            "### BEGIN SOLUTION\ndef double(x):\n    return 2 * x\n### END SOLUTION",
+            metadata=meta("answer", solution=True),
+        ),
+        new_code_cell(
+            f"check(double, 2, expect=4)\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
+            metadata=meta("double_test", grade=True, locked=True, points=2),
+        ),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -136,8 +150,9 @@ def test_an_edited_hidden_test_or_rule_regrades_without_force(tmp_path):
     assert scores(regraded) == {"right": {"double_test": 2.0}, "small_only": {"double_test": 0.0}}
     # rules.py is part of the assignment too (even unused by a cell, a change regrades)
     (course / "source" / "twice" / "rules.py").write_text("def even(call):\n    return True, 'any'\n")
-    assert grade_assignment(course, "twice", workers=2, limits=LIMITS, kernel=default_kernel(),
-                            progress=False).graded == 2
+    assert (
+        grade_assignment(course, "twice", workers=2, limits=LIMITS, kernel=default_kernel(), progress=False).graded == 2
+    )
 
 
 def test_changing_graded_cells_after_grading_says_what_to_do(tmp_path):
@@ -153,8 +168,9 @@ def test_changing_graded_cells_after_grading_says_what_to_do(tmp_path):
     text = str(err.value)
     assert "removed: twice:double_test" in text and "added: twice:double_test_v2" in text
     assert "--rebuild-gradebook" in text
-    rebuilt = grade_assignment(course, "twice", workers=1, limits=LIMITS, kernel=default_kernel(), progress=False,
-                               rebuild_gradebook=True)
+    rebuilt = grade_assignment(
+        course, "twice", workers=1, limits=LIMITS, kernel=default_kernel(), progress=False, rebuild_gradebook=True
+    )
     assert scores(rebuilt) == {"right": {"double_test_v2": 2.0}}
 
 
@@ -170,8 +186,14 @@ def deep_dive():
 
 
 def grade(info, nb, student="s"):
-    task = Task(student_id=student, assignment=info, files={"deep_dive.ipynb": nbformat.writes(nb).encode()},
-                submission_hash=student, limits=LIMITS, kernel=default_kernel())
+    task = Task(
+        student_id=student,
+        assignment=info,
+        files={"deep_dive.ipynb": nbformat.writes(nb).encode()},
+        submission_hash=student,
+        limits=LIMITS,
+        kernel=default_kernel(),
+    )
     return grade_submission(task)
 
 
@@ -182,7 +204,7 @@ def cell_index(nb, gid):
 def test_a_pasted_duplicate_cell_keeps_full_marks_with_a_note(deep_dive):
     info, perfect = deep_dive
     nb = copy.deepcopy(perfect)
-    for gid in ("answer_order", "leaves"):      # an answer cell and a test cell, pasted below themselves
+    for gid in ("answer_order", "leaves"):  # an answer cell and a test cell, pasted below themselves
         i = cell_index(nb, gid)
         nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))
     r = grade(info, nb)
@@ -197,7 +219,8 @@ def test_delegating_the_optimizer_scores_zero_on_part_3_2_and_says_why(deep_dive
     nb = copy.deepcopy(perfect)
     nb.cells[cell_index(nb, "answer_squash")].source = (
         "from django.db.migrations.optimizer import MigrationOptimizer\n\n\n"
-        "def squash(operations):\n    return MigrationOptimizer().optimize(list(operations), 'library')\n")
+        "def squash(operations):\n    return MigrationOptimizer().optimize(list(operations), 'library')\n"
+    )
     r = grade(info, nb)
     got = {s.grade_id: s for s in r.scores}
     for gid in ("squash_state", "squash_short", "squash_rename", "squash_random"):
@@ -214,7 +237,8 @@ def test_an_answer_that_imports_at_run_time_is_flagged_for_review(deep_dive):
         "import importlib\n\n\n"
         "def squash(operations):\n"
         "    found = importlib.import_module('django.db.migrations.' + 'optim' + 'izer')\n"
-        "    return getattr(found, 'Migration' + 'Optimizer')().optimize(list(operations), 'library')\n")
+        "    return getattr(found, 'Migration' + 'Optimizer')().optimize(list(operations), 'library')\n"
+    )
     r = grade(info, nb)
     assert "imports importlib" in r.review and "calls getattr() with a computed name" in r.review
     assert r.status == "ok"

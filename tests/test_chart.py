@@ -23,8 +23,10 @@ SCORES = {
 
 
 def rows_of(scores: dict[str, dict[str, float]]) -> list[dict]:
-    return [{"student_id": s, **{q: float(v) for q, v in qs.items()}, "total": float(sum(qs.values()))}
-            for s, qs in scores.items()]
+    return [
+        {"student_id": s, **{q: float(v) for q, v in qs.items()}, "total": float(sum(qs.values()))}
+        for s, qs in scores.items()
+    ]
 
 
 def test_summary_is_hardest_first_with_exact_means_and_full_shares():
@@ -47,9 +49,11 @@ def test_equal_questions_keep_the_notebook_order():
 def test_question_without_a_maximum_is_out_of_the_best_score_and_empty_class_is_all_zero():
     rows = rows_of({"ann": {"x": 3}, "bob": {"x": 1}})
     assert question_summary(["x"], rows, {}) == [
-        QuestionSummary("x", max_score=3, mean=2.0, mean_share=2 / 3, full_share=0.5, students=2)]
+        QuestionSummary("x", max_score=3, mean=2.0, mean_share=2 / 3, full_share=0.5, students=2)
+    ]
     assert question_summary(["x"], [], {"x": 2}) == [
-        QuestionSummary("x", max_score=2, mean=0.0, mean_share=0.0, full_share=0.0, students=0)]
+        QuestionSummary("x", max_score=2, mean=0.0, mean_share=0.0, full_share=0.0, students=0)
+    ]
 
 
 def test_total_histogram_bands_cover_zero_to_full_marks():

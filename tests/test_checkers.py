@@ -12,15 +12,24 @@ import re
 import sys
 from pathlib import Path
 
-import networkx as nx
 import nbformat
+import networkx as nx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miglab.evidence import (Call, choice, migration_pairs, names_cycle, random_graph, random_schema_ops,
-                             returns_historical_model, squashes, valid_plan)
-from miglab.evidence import probes
+from miglab.evidence import (
+    Call,
+    choice,
+    migration_pairs,
+    names_cycle,
+    probes,
+    random_graph,
+    random_schema_ops,
+    returns_historical_model,
+    squashes,
+    valid_plan,
+)
 from miglab.evidence.convert import to_json
 from miglab.evidence.django_setup import ensure_django
 from miglab.grading.context import JudgeContext, local_runner
@@ -30,16 +39,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "source" / "deep_dive"
 sys.path.insert(0, str(ROOT / "tests" / "assignment_fixtures"))
 
-from data_migration import GOOD  # noqa: E402
-from slug import VISIBLE, judged  # noqa: E402
+from data_migration import GOOD
+from slug import VISIBLE, judged
 
 RULES = RuleBook((SOURCE / "rules.py").read_text(), assignment="deep_dive")
 ensure_django()
-from django.db import migrations, models  # noqa: E402
+from django.db import migrations, models
 
-BOOK = [migrations.CreateModel("Book", [("id", models.BigAutoField(primary_key=True)),
-                                        ("title", models.CharField(max_length=200)),
-                                        ("pages", models.IntegerField())])]
+BOOK = [
+    migrations.CreateModel(
+        "Book",
+        [
+            ("id", models.BigAutoField(primary_key=True)),
+            ("title", models.CharField(max_length=200)),
+            ("pages", models.IntegerField()),
+        ],
+    )
+]
 
 
 def call(*args, output, rule=None, **params):
@@ -74,7 +90,7 @@ def test_any_valid_topological_order_passes_and_an_invalid_one_fails():
         broken[i], broken[j] = broken[j], broken[i]
         verdict = valid_plan(call(g, output=broken))
         assert not verdict.ok and "which it depends on" in verdict.reason
-    assert differing >= 5   # the inputs really admit several orders
+    assert differing >= 5  # the inputs really admit several orders
 
 
 def test_an_order_lists_every_migration_once():
@@ -87,18 +103,30 @@ def test_an_order_lists_every_migration_once():
 
 
 def test_cycle_reports_are_judged_on_the_names_on_the_cycle():
-    g = {("library", "0001_initial"): [], ("library", "0002_book_pages"): [("library", "0001_initial"),
-                                                                          ("loans", "0002_loan_due")],
-         ("loans", "0001_initial"): [("library", "0002_book_pages")], ("loans", "0002_loan_due"): [("loans", "0001_initial")]}
-    good = {"raised": True, "type": "ValueError", "value_error": True,
-            "message": "cycle: library.0002_book_pages -> loans.0001_initial -> loans.0002_loan_due"}
+    g = {
+        ("library", "0001_initial"): [],
+        ("library", "0002_book_pages"): [("library", "0001_initial"), ("loans", "0002_loan_due")],
+        ("loans", "0001_initial"): [("library", "0002_book_pages")],
+        ("loans", "0002_loan_due"): [("loans", "0001_initial")],
+    }
+    good = {
+        "raised": True,
+        "type": "ValueError",
+        "value_error": True,
+        "message": "cycle: library.0002_book_pages -> loans.0001_initial -> loans.0002_loan_due",
+    }
     assert names_cycle(call(g, output=good)).ok
     assert "does not name every" in names_cycle(call(g, output={**good, "message": "at loans.0001_initial"})).reason
     assert "no error" in names_cycle(call(g, output={"raised": False})).reason
     assert not names_cycle(call(g, output={**good, "value_error": False, "type": "RuntimeError"})).ok
-    away = {("shop", "0001_initial"): [], ("shop", "0002_item"): [("shop", "0001_initial"), ("shop", "0004_sale")],
-            ("shop", "0003_price"): [("shop", "0002_item")], ("shop", "0004_sale"): [("shop", "0003_price")],
-            ("shop", "0005_refund"): [("shop", "0004_sale")], ("stock", "0001_initial"): []}
+    away = {
+        ("shop", "0001_initial"): [],
+        ("shop", "0002_item"): [("shop", "0001_initial"), ("shop", "0004_sale")],
+        ("shop", "0003_price"): [("shop", "0002_item")],
+        ("shop", "0004_sale"): [("shop", "0003_price")],
+        ("shop", "0005_refund"): [("shop", "0004_sale")],
+        ("stock", "0001_initial"): [],
+    }
     everything = {**good, "message": " ".join(n for _, n in away)}
     assert "not on the cycle" in names_cycle(call(away, output=everything)).reason
     just = {**good, "message": "0002_item -> 0003_price -> 0004_sale"}
@@ -109,14 +137,22 @@ def test_the_raises_probe_describes_what_an_answer_raised():
     def order(graph):
         raise ValueError("loop at", ["0002_a", "0003_b"])
 
-    assert probes.collect("raises", order, ({},), {}) == {"raised": True, "type": "ValueError", "value_error": True,
-                                                         "message": "loop at 0002_a 0003_b"}
+    assert probes.collect("raises", order, ({},), {}) == {
+        "raised": True,
+        "type": "ValueError",
+        "value_error": True,
+        "message": "loop at 0002_a 0003_b",
+    }
     assert probes.collect("raises", lambda g: [], ({},), {}) == {"raised": False}
 
 
 def test_leaves_and_conflicts_come_from_djangos_graph():
-    g = {("library", "0001_initial"): [], ("library", "0002_book_pages"): [("library", "0001_initial")],
-         ("library", "0002_book_isbn"): [("library", "0001_initial")], ("loans", "0001_initial"): [("library", "0002_book_pages")]}
+    g = {
+        ("library", "0001_initial"): [],
+        ("library", "0002_book_pages"): [("library", "0001_initial")],
+        ("library", "0002_book_isbn"): [("library", "0001_initial")],
+        ("loans", "0001_initial"): [("library", "0002_book_pages")],
+    }
     leaves = RULES.resolve({"name": "leaves_like_django"})
     conflicts = RULES.resolve({"name": "conflicts_like_django"})
     right = {"loans": ["0001_initial"], "library": ["0002_book_pages", "0002_book_isbn"]}
@@ -129,18 +165,26 @@ def test_leaves_and_conflicts_come_from_djangos_graph():
 
 def test_a_merge_migration_must_join_exactly_the_two_leaves():
     rule = RULES.resolve({"name": "joins_both_leaves"})
-    graph = {("library", "0001_initial"): [], ("library", "0002_book_pages"): [("library", "0001_initial")],
-             ("library", "0003_book_isbn"): [("library", "0002_book_pages")],
-             ("library", "0003_book_subtitle"): [("library", "0002_book_pages")]}
+    graph = {
+        ("library", "0001_initial"): [],
+        ("library", "0002_book_pages"): [("library", "0001_initial")],
+        ("library", "0003_book_isbn"): [("library", "0002_book_pages")],
+        ("library", "0003_book_subtitle"): [("library", "0002_book_pages")],
+    }
     both = [("library", "0003_book_subtitle"), ("library", "0003_book_isbn")]
     assert rule(call(output=both, graph=graph, app="library", merge=("library", "0004_merge")))[0]
     one = rule(call(output=both[:1], graph=graph, app="library", merge=("library", "0004_merge")))
     assert not one[0] and "more than one leaf" in one[1]
-    extra = rule(call(output=both + [("library", "0002_book_pages")], graph=graph, app="library",
-                      merge=("library", "0004_merge")))
+    extra = rule(
+        call(
+            output=[*both, ("library", "0002_book_pages")], graph=graph, app="library", merge=("library", "0004_merge")
+        )
+    )
     assert not extra[0] and "exactly" in extra[1]
-    assert "not a migration" in rule(call(output=[("library", "0009_x")], graph=graph, app="library",
-                                          merge=("library", "0004_merge")))[1]
+    assert (
+        "not a migration"
+        in rule(call(output=[("library", "0009_x")], graph=graph, app="library", merge=("library", "0004_merge")))[1]
+    )
 
 
 # ---------------------------------------------------------------- blanks
@@ -184,7 +228,7 @@ def test_blanks_and_quiz_letters():
     assert choice(Call(args=[], output=" B ", expect="b")).ok
     assert choice(Call(args=[], output="c", expect="b")).reason == "not the right choice"
     assert "one of the letters" in choice(Call(args=[], output="z", params={"choices": "abcd"})).reason
-    assert choice(Call(args=[], output="a", params={"choices": "abcd"})).ok   # the form only
+    assert choice(Call(args=[], output="a", params={"choices": "abcd"})).ok  # the form only
 
 
 # ------------------------------------------------------------------ columns
@@ -203,20 +247,24 @@ def test_replay_is_judged_against_djangos_replay():
 
 
 def test_a_rename_turned_into_remove_plus_add_fails_when_data_must_be_kept():
-    original = [migrations.RenameField("book", "title", "name"),
-                migrations.AlterField("book", "name", models.TextField())]
+    original = [
+        migrations.RenameField("book", "title", "name"),
+        migrations.AlterField("book", "name", models.TextField()),
+    ]
     lossy = [migrations.RemoveField("book", "title"), migrations.AddField("book", "name", models.TextField())]
-    assert squashes(call(original, output=lossy, existing=BOOK, shortest=True)).ok   # the same schema, as short
+    assert squashes(call(original, output=lossy, existing=BOOK, shortest=True)).ok  # the same schema, as short
     verdict = squashes(call(original, output=lossy, existing=BOOK, keep_data=True))
     assert not verdict.ok and "dropped and created again" in verdict.reason
     assert squashes(call(original, output=original, existing=BOOK, keep_data=True)).ok
 
 
 def test_longer_than_djangos_optimizer_fails_when_shortest_is_asked():
-    example = [migrations.AddField("book", "isbn", models.CharField(max_length=13)),
-               migrations.AlterField("book", "isbn", models.CharField(max_length=20)),
-               migrations.AddField("book", "draft", models.BooleanField(default=False)),
-               migrations.RemoveField("book", "draft")]
+    example = [
+        migrations.AddField("book", "isbn", models.CharField(max_length=13)),
+        migrations.AlterField("book", "isbn", models.CharField(max_length=20)),
+        migrations.AddField("book", "draft", models.BooleanField(default=False)),
+        migrations.RemoveField("book", "draft"),
+    ]
     assert squashes(call(example, output=example, existing=BOOK)).ok
     verdict = squashes(call(example, output=example, existing=BOOK, shortest=True))
     assert not verdict.ok and "1 are enough" in verdict.reason
@@ -227,8 +275,9 @@ def test_longer_than_djangos_optimizer_fails_when_shortest_is_asked():
 def test_wrong_schemas_and_operations_that_do_not_apply_fail():
     example = [migrations.AddField("book", "isbn", models.CharField(max_length=13))]
     assert "same final schema" in squashes(call(example, output=[], existing=BOOK)).reason
-    assert "do not apply" in squashes(call(example, output=[migrations.RemoveField("book", "nope")],
-                                           existing=BOOK)).reason
+    assert (
+        "do not apply" in squashes(call(example, output=[migrations.RemoveField("book", "nope")], existing=BOOK)).reason
+    )
     assert "not a list of Django operations" in squashes(call(example, output=[1, 2], existing=BOOK)).reason
 
 
@@ -277,9 +326,11 @@ def test_broken_migrations_fail_with_djangos_message():
 
 
 def test_a_migration_that_wrecks_its_database_fails_without_crashing_the_judge():
-    wreck = GOOD.replace('    Book = apps.get_model("library", "Book")\n    for book',
-                         '    import pathlib\n    pathlib.Path("db.sqlite3").write_bytes(b"junk" * 100)\n'
-                         '    Book = apps.get_model("library", "Book")\n    for book')
+    wreck = GOOD.replace(
+        '    Book = apps.get_model("library", "Book")\n    for book',
+        '    import pathlib\n    pathlib.Path("db.sqlite3").write_bytes(b"junk" * 100)\n'
+        '    Book = apps.get_model("library", "Book")\n    for book',
+    )
     verdict = judged(JudgeContext(local_runner), wreck, VISIBLE, 0)
     assert not verdict.ok and verdict.reason
 

@@ -79,8 +79,13 @@ def private_ancestor(path: Path) -> tuple[Path, Path] | None:
 
 def as_student(state: dict, name: str, args: list, check: bool = True) -> subprocess.CompletedProcess:
     user = state["users"][name]
-    env = {"HOME": user["home"], "PATH": f"{BIN}{os.pathsep}/usr/bin:/bin", "LANG": "C.UTF-8",
-           "USER": user["login"], "LOGNAME": user["login"]}
+    env = {
+        "HOME": user["home"],
+        "PATH": f"{BIN}{os.pathsep}/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "USER": user["login"],
+        "LOGNAME": user["login"],
+    }
     cmd = [str(a) for a in args]
     if user["own_user"]:
         cmd = ["setpriv", f"--reuid={user['uid']}", f"--regid={user['gid']}", "--clear-groups", "--", *cmd]
@@ -95,9 +100,9 @@ def as_student(state: dict, name: str, args: list, check: bool = True) -> subpro
 
 
 def nbgrader(state: dict, name: str, *args: str) -> subprocess.CompletedProcess:
-    flags = [] if state["users"][name]["own_user"] else ["--student", name]   # the same Unix user for all
+    flags = [] if state["users"][name]["own_user"] else ["--student", name]  # the same Unix user for all
     out = as_student(state, name, [BIN / "nbgrader", *args, *flags])
-    if "| ERROR]" in out.stdout + out.stderr:   # nbgrader's fetch can fail and still exit 0
+    if "| ERROR]" in out.stdout + out.stderr:  # nbgrader's fetch can fail and still exit 0
         raise SystemExit(f"{name}: nbgrader {' '.join(args)} reported an error\n{out.stdout}\n{out.stderr}")
     return out
 
@@ -116,7 +121,7 @@ def students(state_file: str, step: str) -> None:
                 as_student(state, name, ["cp", SAMPLE / f"{kind}.ipynb", mine])
             nbgrader(state, name, "submit", A)
         elif step == "resubmit" and name == "mdd_bob":
-            time.sleep(1.1)   # nbgrader orders submissions by their time stamps
+            time.sleep(1.1)  # nbgrader orders submissions by their time stamps
             as_student(state, name, ["cp", SAMPLE / "perfect.ipynb", mine])
             nbgrader(state, name, "submit", A)
         elif step == "fetch-feedback":
@@ -138,8 +143,20 @@ def _make_users(base: Path) -> dict:
             try:
                 pwd.getpwnam(name)
             except KeyError:
-                subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
-                                "/usr/sbin/nologin", "--user-group", name], check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        "useradd",
+                        "--no-create-home",
+                        "--home-dir",
+                        str(home),
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        "--user-group",
+                        name,
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
             entry = pwd.getpwnam(name)
             uid, gid, login = entry.pw_uid, entry.pw_gid, name
         else:
@@ -162,7 +179,7 @@ def _course_copy(course: Path) -> None:
         shutil.copy2(REPO / name, course / name)
     for name in ("source", "release", "tools"):
         shutil.copytree(REPO / name, course / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (course / ".venv").mkdir()    # the checkout's .venv is bind-mounted here (see IN_COURSE)
+    (course / ".venv").mkdir()  # the checkout's .venv is bind-mounted here (see IN_COURSE)
     # The copy's pins count as installed: make must never reinstall the shared .venv from this copy.
     stamp = (REPO / ".venv" / ".installed").stat().st_mtime
     for name in ("requirements.txt", "pyproject.toml"):
@@ -184,7 +201,7 @@ exec bash "$WALKTHROUGH" "$COURSE" "$STUDENTS"
 @pytest.fixture(scope="module")
 def classroom():
     base = Path(tempfile.mkdtemp(prefix="miglab-classroom-", dir="/tmp"))
-    base.chmod(0o755)     # students' own users reach their homes and the exchange through it
+    base.chmod(0o755)  # students' own users reach their homes and the exchange through it
     course = base / "course"
     _course_copy(course)
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -205,14 +222,29 @@ def classroom():
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS")}
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
         started = time.monotonic()
-        env.update(VENV=str(REPO / ".venv"), COURSE=str(course), WALKTHROUGH=str(WALKTHROUGH),
-                   STUDENTS=f"{PY} {Path(__file__).resolve()} students {state_file}")
-        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", IN_COURSE],
-                             env=env, capture_output=True, text=True, timeout=1500)
+        env.update(
+            VENV=str(REPO / ".venv"),
+            COURSE=str(course),
+            WALKTHROUGH=str(WALKTHROUGH),
+            STUDENTS=f"{PY} {Path(__file__).resolve()} students {state_file}",
+        )
+        run = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", IN_COURSE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
         if run.returncode == 97:
             pytest.fail("make would reinstall .venv from the copy (run `make setup` in the checkout first)")
-        yield {"base": base, "course": course, "users": users, "run": run, "state": state,
-               "seconds": time.monotonic() - started}
+        yield {
+            "base": base,
+            "course": course,
+            "users": users,
+            "run": run,
+            "state": state,
+            "seconds": time.monotonic() - started,
+        }
     finally:
         _remove_users(users)
         shutil.rmtree(base, ignore_errors=True)
@@ -223,8 +255,10 @@ def test_the_readme_walkthrough_runs_to_the_end(classroom):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-6000:]
     log = Path(classroom["state"]["log"]).read_text().split("\n")
     assert [line for line in log if line] == [
-        *(f"fetch-and-submit {s} ok" for s in WORK), *(f"resubmit {s} ok" for s in WORK),
-        *(f"fetch-feedback {s} ok" for s in WORK)]
+        *(f"fetch-and-submit {s} ok" for s in WORK),
+        *(f"resubmit {s} ok" for s in WORK),
+        *(f"fetch-feedback {s} ok" for s in WORK),
+    ]
 
 
 def test_students_are_separate_users_with_their_own_homes(classroom):
@@ -232,10 +266,10 @@ def test_students_are_separate_users_with_their_own_homes(classroom):
     if os.geteuid() != 0:
         pytest.skip("not root: the students share this user and differ by home only")
     assert len({u["uid"] for u in users.values()}) == 3 and all(u["uid"] != 0 for u in users.values())
-    for name, user in users.items():
+    for user in users.values():
         home = Path(user["home"])
         assert home.stat().st_uid == user["uid"]
-        assert (home / A / f"{A}.ipynb").stat().st_uid == user["uid"]   # fetched by the student's own user
+        assert (home / A / f"{A}.ipynb").stat().st_uid == user["uid"]  # fetched by the student's own user
 
 
 def test_generate_keeps_the_committed_release_and_fills_the_gradebook(classroom):
@@ -251,11 +285,11 @@ def test_generate_keeps_the_committed_release_and_fills_the_gradebook(classroom)
 
 def test_the_exchange_is_the_checkouts_own_folder(classroom):
     exchange = classroom["course"] / ".exchange"
-    assert stat.S_IMODE(exchange.stat().st_mode) == 0o777      # what nbgrader's release_assignment wants
+    assert stat.S_IMODE(exchange.stat().st_mode) == 0o777  # what nbgrader's release_assignment wants
     inbound = exchange / "migrations-deep-dive" / "inbound"
     names = sorted(p.name.split("+")[0] for p in inbound.iterdir())
-    assert names == sorted([*WORK, "mdd_bob"])                # bob submitted twice
-    assert "Exchange.root" not in classroom["run"].stderr        # nobody passed the exchange by hand
+    assert names == sorted([*WORK, "mdd_bob"])  # bob submitted twice
+    assert "Exchange.root" not in classroom["run"].stderr  # nobody passed the exchange by hand
 
 
 def test_collect_update_takes_the_resubmission_and_only_it_is_graded_again(classroom):
@@ -268,21 +302,26 @@ def test_collect_update_takes_the_resubmission_and_only_it_is_graded_again(class
 def test_grades_and_feedback_reach_each_student(classroom):
     expected = json.loads((SAMPLE / "expected.json").read_text())
     course = classroom["course"]
-    rows = {r["student_id"]: r for r in csv.DictReader(open(course / "reports" / A / "grades.csv"))}
-    want = {"mdd_alice": expected["perfect"]["total"], "mdd_bob": expected["perfect"]["total"],
-            "mdd_carol": expected["blank"]["total"]}
+    with open(course / "reports" / A / "grades.csv") as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
+    want = {
+        "mdd_alice": expected["perfect"]["total"],
+        "mdd_bob": expected["perfect"]["total"],
+        "mdd_carol": expected["blank"]["total"],
+    }
     assert {s: float(r["total"]) for s, r in rows.items()} == want
     assert {r["status"] for r in rows.values()} == {"ok"}
     for name, user in classroom["users"].items():
         pages = sorted((Path(user["home"]) / A / "feedback").glob(f"*/{A}.html"))
-        assert len(pages) == 1, (name, pages)     # bob: the feedback of his latest submission only
+        assert len(pages) == 1, (name, pages)  # bob: the feedback of his latest submission only
         page = pages[0].read_text()
         assert re.findall(r"Score: ([\d.]+) / 47\.0", page) == [f"{want[name]:.1f}"], name
         assert "BEGIN HIDDEN TESTS" not in page
 
 
 def test_the_canvas_export_lists_the_class(classroom):
-    rows = list(csv.reader(open(classroom["course"] / "reports" / A / "canvas.csv", newline="")))
+    with open(classroom["course"] / "reports" / A / "canvas.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
     assert rows == [
         ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", A],
         ["    Points Possible", "", "", "", "", "47"],
@@ -312,9 +351,11 @@ def test_the_formgrader_sees_a_working_exchange(tmp_path):
     course.mkdir()
     for name in ("nbgrader_config.py", "grader_config.py"):
         shutil.copy2(REPO / name, course / name)
-    code = ("from nbgrader.apps import NbGrader\nfrom nbgrader.apps.api import NbGraderAPI\n"
-            "app = NbGrader(); app.load_config_file()\napi = NbGraderAPI(config=app.config)\n"
-            "print(api.exchange_root, api.exchange_missing, api.course_id)\n")
+    code = (
+        "from nbgrader.apps import NbGrader\nfrom nbgrader.apps.api import NbGraderAPI\n"
+        "app = NbGrader(); app.load_config_file()\napi = NbGraderAPI(config=app.config)\n"
+        "print(api.exchange_root, api.exchange_missing, api.course_id)\n"
+    )
     out = subprocess.run([PY, "-c", code], cwd=course, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == [str(course / ".exchange"), "False", "migrations-deep-dive"], out.stderr
     assert stat.S_IMODE((course / ".exchange").stat().st_mode) == 0o777

@@ -23,13 +23,23 @@ from pathlib import Path
 import pytest
 
 from miglab.grading import collect
-from miglab.grading.collect import (DEVICE, FIFO, HARD_LINK, LINK, MAX_FILE_BYTES, MAX_SUBMISSION_BYTES,
-                                    SOCKET, read_submission, submission_time, write_tree)
+from miglab.grading.collect import (
+    DEVICE,
+    FIFO,
+    HARD_LINK,
+    LINK,
+    MAX_FILE_BYTES,
+    MAX_SUBMISSION_BYTES,
+    SOCKET,
+    read_submission,
+    submission_time,
+    write_tree,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="made as root, as the grader runs (device nodes)")
 
 A = "deep_dive"
-WHEN = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
 SECRETS = [b"BOB-NOTEBOOK", b"ANSWER-KEY-SECRET", b"OUTSIDE-SECRET"]
 
 
@@ -46,8 +56,15 @@ def host_contents() -> list[bytes]:
 
 def everything(c) -> bytes:
     """All that a Collected carries, as bytes, to search for leaks."""
-    return b"\n".join([*c.files.values(), *(f"{r} {w}".encode() for r, w in c.skipped),
-                       *(n.encode() for n in c.notes()), str(c.too_large).encode(), str(c.refused).encode()])
+    return b"\n".join(
+        [
+            *c.files.values(),
+            *(f"{r} {w}".encode() for r, w in c.skipped),
+            *(n.encode() for n in c.notes()),
+            str(c.too_large).encode(),
+            str(c.refused).encode(),
+        ]
+    )
 
 
 def assert_no_leak(c):
@@ -80,23 +97,23 @@ def mallory(root: Path, outside: Path, monkeypatch) -> Path:
     m.mkdir(parents=True)
     (m / "real.ipynb").write_bytes(b'{"cells": [], "note": "MALLORY-OWN"}')
     (m / "timestamp.txt").write_text("garbage")
-    os.symlink(f"../../bob/{A}/{A}.ipynb", m / f"{A}.ipynb")                 # another student's notebook
-    os.symlink(root / "source" / A / "answer_key.json", m / "key.json")      # the answer key
+    os.symlink(f"../../bob/{A}/{A}.ipynb", m / f"{A}.ipynb")  # another student's notebook
+    os.symlink(root / "source" / A / "answer_key.json", m / "key.json")  # the answer key
     os.symlink("/etc/shadow", m / "shadow")
     os.symlink("/proc/self/environ", m / "environ")
     os.mkfifo(m / "pipe")
-    os.mknod(m / "zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))            # /dev/zero: endless if ever read
-    monkeypatch.chdir(m)                                                   # a short path for bind()
+    os.mknod(m / "zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero: endless if ever read
+    monkeypatch.chdir(m)  # a short path for bind()
     sock = socket.socket(socket.AF_UNIX)
     sock.bind("sock")
     sock.close()
-    os.link(outside / "secret.txt", m / "hard.txt")                        # a second name of a file outside
-    os.symlink(root / "submitted" / "bob" / A, m / "other")                # a linked folder
+    os.link(outside / "secret.txt", m / "hard.txt")  # a second name of a file outside
+    os.symlink(root / "submitted" / "bob" / A, m / "other")  # a linked folder
     for junk in (".ipynb_checkpoints", "__pycache__"):
         (m / junk).mkdir()
         (m / junk / "x").write_bytes(b"junk")
     d = m
-    for level in range(1, 21):                                             # 20 folders deep
+    for level in range(1, 21):  # 20 folders deep
         d = d / "d"
         d.mkdir()
         (d / "f.txt").write_text(str(level))
@@ -129,7 +146,11 @@ def test_every_hostile_entry_is_skipped_with_its_reason_and_nothing_outside_is_r
     ]
     assert LINK == "a symbolic link (links are never followed)"
     assert (HARD_LINK, DEVICE, FIFO, SOCKET) == (
-        "a hard link (links are never followed)", "a device", "a named pipe", "a socket")
+        "a hard link (links are never followed)",
+        "a device",
+        "a named pipe",
+        "a socket",
+    )
     assert c.total_bytes == sum(len(v) for v in c.files.values())
     assert f"{A}.ipynb was not read: a symbolic link (links are never followed)." in c.notes()
     assert_no_leak(c)
@@ -139,7 +160,7 @@ def test_the_folder_itself_is_never_followed(course, monkeypatch):
     root, _ = course
     sub = root / "submitted"
     (sub / "eve").mkdir()
-    os.symlink(sub / "bob" / A, sub / "eve" / A)                           # eve's folder is bob's
+    os.symlink(sub / "bob" / A, sub / "eve" / A)  # eve's folder is bob's
     c = read_submission(sub / "eve" / A)
     assert (c.files, c.refused) == ({}, "the folder is a symbolic link (links are never followed)")
     assert not c.readable
@@ -207,7 +228,7 @@ class FifoWriter:
 
     def opened_by_someone(self) -> bool:
         seen = self.released.wait(0.3)
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)           # let the writer go
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # let the writer go
         self.thread.join(5)
         os.close(fd)
         return seen
@@ -245,14 +266,17 @@ def test_a_file_swapped_for_a_pipe_or_a_hard_link_is_not_read(course, monkeypatc
     c = read_submission(m)
     assert c.files == {} and c.skipped == [("x.txt", FIFO if kind == "fifo" else HARD_LINK)]
     if writers:
-        assert not writers[0].opened_by_someone()                       # checked, never opened
+        assert not writers[0].opened_by_someone()  # checked, never opened
     assert_no_leak(c)
 
 
-@pytest.mark.parametrize("after, files, skipped", [
-    ("sub", {}, [("sub", LINK)]),                                   # swapped between its lstat and its open
-    ("a.txt", {"sub/a.txt": b"REAL a", "sub/b.txt": b"REAL b"}, []),  # swapped while it is being read
-])
+@pytest.mark.parametrize(
+    "after, files, skipped",
+    [
+        ("sub", {}, [("sub", LINK)]),  # swapped between its lstat and its open
+        ("a.txt", {"sub/a.txt": b"REAL a", "sub/b.txt": b"REAL b"}, []),  # swapped while it is being read
+    ],
+)
 def test_a_folder_swapped_for_a_link_is_never_followed(course, monkeypatch, after, files, skipped):
     """Once open, a folder is read through its descriptor: path-based reading (``folder / rel``)
     would read outside/ in the second case."""
@@ -263,7 +287,7 @@ def test_a_folder_swapped_for_a_link_is_never_followed(course, monkeypatch, afte
     (m / "sub" / "b.txt").write_bytes(b"REAL b")
 
     def swap():
-        os.rename(m / "sub", m / "moved")           # listed before the move: not walked again
+        os.rename(m / "sub", m / "moved")  # listed before the move: not walked again
         os.symlink(outside, m / "sub")
 
     done = _swap_after_lstat(monkeypatch, after, swap)
@@ -285,7 +309,7 @@ def test_ignored_folders_are_neither_read_nor_listed(tmp_path):
 def test_an_oversized_file_is_skipped_unread_and_the_rest_is_kept(tmp_path, monkeypatch):
     m = tmp_path / "s"
     m.mkdir()
-    with open(m / "big.csv", "wb") as fh:                                 # sparse: costs no disk
+    with open(m / "big.csv", "wb") as fh:  # sparse: costs no disk
         fh.truncate(MAX_FILE_BYTES + 1)
     with open(m / "edge.bin", "wb") as fh:
         fh.truncate(MAX_FILE_BYTES)
@@ -297,7 +321,7 @@ def test_an_oversized_file_is_skipped_unread_and_the_rest_is_kept(tmp_path, monk
     assert MAX_FILE_BYTES == 20 * 2**20
     assert list(c.files) == ["edge.bin", "nb.ipynb"] and len(c.files["edge.bin"]) == MAX_FILE_BYTES
     assert c.skipped == [("big.csv", "larger than 20 MB")]
-    assert len(reads) == 2                                                # big.csv was never read
+    assert len(reads) == 2  # big.csv was never read
 
 
 def test_a_file_that_grows_past_a_limit_after_its_check_is_still_caught(tmp_path, monkeypatch):
@@ -328,9 +352,10 @@ def test_an_oversized_submission_stops_reading_and_keeps_nothing(tmp_path, monke
     monkeypatch.setattr(collect, "_read_all", lambda fd, limit: reads.append(1) or real(fd, limit))
     c = read_submission(m, max_total=10)
     assert c.too_large == "the submission is larger than 10 bytes, the limit for one submission"
-    assert c.files == {} and not c.readable and len(reads) == 1          # stopped before reading b.txt
-    assert c.notes() == ["The submission was not graded: the submission is larger than 10 bytes, "
-                         "the limit for one submission."]
+    assert c.files == {} and not c.readable and len(reads) == 1  # stopped before reading b.txt
+    assert c.notes() == [
+        "The submission was not graded: the submission is larger than 10 bytes, the limit for one submission."
+    ]
 
 
 def test_the_default_submission_limit(tmp_path):
@@ -351,8 +376,10 @@ def test_too_many_entries(tmp_path):
     for i in range(25):
         (m / f"f{i}").write_bytes(b"")
     c = read_submission(m, max_entries=20)
-    assert (c.files, c.too_large) == ({}, "the submission has more than 20 files and folders, "
-                                          "the limit for one submission")
+    assert (c.files, c.too_large) == (
+        {},
+        "the submission has more than 20 files and folders, the limit for one submission",
+    )
     assert read_submission(m, max_entries=25).too_large is None
 
 
@@ -371,7 +398,7 @@ def test_unreadable_files_and_folders_as_another_user(tmp_path):
         os.chmod(top / "shut", 0o000)
         r, w = os.pipe()
         pid = os.fork()
-        if pid == 0:                                                      # the child: never returns
+        if pid == 0:  # the child: never returns
             try:
                 os.close(r)
                 os.setgid(nobody.pw_gid)
@@ -387,11 +414,14 @@ def test_unreadable_files_and_folders_as_another_user(tmp_path):
     finally:
         os.chmod(top / "shut", 0o755)
         shutil.rmtree(top)
-    assert got == {"files": ["ok.txt"], "skipped": [["closed.txt", "unreadable (Permission denied)"],
-                                                    ["shut", "unreadable (Permission denied)"]]}
+    assert got == {
+        "files": ["ok.txt"],
+        "skipped": [["closed.txt", "unreadable (Permission denied)"], ["shut", "unreadable (Permission denied)"]],
+    }
 
 
 # ----------------------------------------------------------------------------- submission_time
+
 
 def folder_with(tmp_path, content) -> Path:
     m = tmp_path / "s"
@@ -406,12 +436,15 @@ COLLECTED = "the collection time 2026-12-01 10:00:00 UTC was used"
 AT_COLLECTION = "2026-12-01 10:00:00.000000 UTC"
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"2026-11-30 09:15:00.123456 UTC", "2026-11-30 09:15:00.123456 UTC"),      # nbgrader's own form
-    (b"2026-11-30 11:15:00 Europe/Paris\n", "2026-11-30 10:15:00.000000 UTC"),  # a zone name
-    (b"2026-11-30T11:15:00+01:00", "2026-11-30 10:15:00.000000 UTC"),          # ISO with an offset
-    (b"2026-11-30 09:15:00", "2026-11-30 09:15:00.000000 UTC"),                # naive: UTC, as nbgrader
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"2026-11-30 09:15:00.123456 UTC", "2026-11-30 09:15:00.123456 UTC"),  # nbgrader's own form
+        (b"2026-11-30 11:15:00 Europe/Paris\n", "2026-11-30 10:15:00.000000 UTC"),  # a zone name
+        (b"2026-11-30T11:15:00+01:00", "2026-11-30 10:15:00.000000 UTC"),  # ISO with an offset
+        (b"2026-11-30 09:15:00", "2026-11-30 09:15:00.000000 UTC"),  # naive: UTC, as nbgrader
+    ],
+)
 def test_a_valid_timestamp_is_used_in_nbgraders_form(tmp_path, content, expected):
     from nbgrader.utils import parse_utc
 
@@ -421,18 +454,21 @@ def test_a_valid_timestamp_is_used_in_nbgraders_form(tmp_path, content, expected
     assert parse_utc(ts) == parse_utc(content.decode().strip())
 
 
-@pytest.mark.parametrize("content, shown", [
-    (b"garbage", "'garbage'"),
-    (b"", "''"),
-    (b"2026-13-45 99:99:99 UTC", "'2026-13-45 99:99:99 UTC'"),
-    (b"\xff\xfe", "'\ufffd\ufffd'"),
-    (b"2026-12-01 10:00 ../../../etc/passwd", "'2026-12-01 10:00 ../../../etc/passwd'"),
-    (b"2026-12-01 10:00:00 /etc/localtime", "'2026-12-01 10:00:00 /etc/localtime'"),
-    (b"2026-12-01 10:00:00 UTC" + b" " * 100 + b"x", "'2026-12-01 10:00:00 UTC" + " " * 17 + "'"),
-    (b"0001-01-01 00:00:00 +99999999999999", "'0001-01-01 00:00:00 +99999999999999'"),
-    (b"9999-12-31T23:59:59-23:59", "'9999-12-31T23:59:59-23:59'"),
-    (b"2026-12-01\x0010:00", "'2026-12-01\\x0010:00'"),
-])
+@pytest.mark.parametrize(
+    "content, shown",
+    [
+        (b"garbage", "'garbage'"),
+        (b"", "''"),
+        (b"2026-13-45 99:99:99 UTC", "'2026-13-45 99:99:99 UTC'"),
+        (b"\xff\xfe", "'\ufffd\ufffd'"),
+        (b"2026-12-01 10:00 ../../../etc/passwd", "'2026-12-01 10:00 ../../../etc/passwd'"),
+        (b"2026-12-01 10:00:00 /etc/localtime", "'2026-12-01 10:00:00 /etc/localtime'"),
+        (b"2026-12-01 10:00:00 UTC" + b" " * 100 + b"x", "'2026-12-01 10:00:00 UTC" + " " * 17 + "'"),
+        (b"0001-01-01 00:00:00 +99999999999999", "'0001-01-01 00:00:00 +99999999999999'"),
+        (b"9999-12-31T23:59:59-23:59", "'9999-12-31T23:59:59-23:59'"),
+        (b"2026-12-01\x0010:00", "'2026-12-01\\x0010:00'"),
+    ],
+)
 def test_a_bad_timestamp_falls_back_to_the_collection_time_and_says_so(tmp_path, content, shown):
     m = folder_with(tmp_path, content)
     ts, note = submission_time(read_submission(m), m)
@@ -456,7 +492,9 @@ def test_a_missing_or_linked_timestamp_falls_back_to_the_collection_time(tmp_pat
     os.symlink("/etc/hostname", m / "timestamp.txt")
     os.utime(m, (WHEN.timestamp(), WHEN.timestamp()), follow_symlinks=False)
     assert submission_time(read_submission(m), m) == (
-        AT_COLLECTION, f"timestamp.txt was not read ({LINK}); {COLLECTED}")
+        AT_COLLECTION,
+        f"timestamp.txt was not read ({LINK}); {COLLECTED}",
+    )
 
 
 def test_the_collection_time_of_a_linked_folder_is_the_links_own(tmp_path):
@@ -468,12 +506,16 @@ def test_the_collection_time_of_a_linked_folder_is_the_links_own(tmp_path):
     assert c.refused and c.collected_at is None
     assert submission_time(c, link) == (
         "2026-12-01 10:01:00.000000 UTC",
-        "there is no timestamp.txt; the collection time 2026-12-01 10:01:00 UTC was used")
+        "there is no timestamp.txt; the collection time 2026-12-01 10:01:00 UTC was used",
+    )
     assert submission_time(c, tmp_path / "gone") == (
-        None, "there is no timestamp.txt, and the collection time is unknown: no submission time was recorded")
+        None,
+        "there is no timestamp.txt, and the collection time is unknown: no submission time was recorded",
+    )
 
 
 # ----------------------------------------------------------------------------- write_tree
+
 
 def modes(top: Path) -> dict:
     out = {".": stat.S_IMODE(os.lstat(top).st_mode)}
@@ -499,29 +541,35 @@ def test_write_tree_sets_its_own_modes_whatever_the_umask(tmp_path, umask, priva
     finally:
         os.umask(old)
     assert contents(dest) == FILES
-    assert modes(dest) == {".": dmode, "deep_dive.ipynb": fmode, "shop": dmode, "shop/migrations": dmode,
-                           "shop/migrations/0001_initial.py": fmode}
-    assert stat.S_IMODE(os.lstat(dest.parent).st_mode) == dmode          # autograded/alice, made here
+    assert modes(dest) == {
+        ".": dmode,
+        "deep_dive.ipynb": fmode,
+        "shop": dmode,
+        "shop/migrations": dmode,
+        "shop/migrations/0001_initial.py": fmode,
+    }
+    assert stat.S_IMODE(os.lstat(dest.parent).st_mode) == dmode  # autograded/alice, made here
     assert stat.S_IMODE(os.lstat(dest.parent.parent).st_mode) == dmode
 
 
 @pytest.mark.parametrize("exchange", [True, False])
 def test_write_tree_replaces_the_old_tree_and_leaves_nothing_behind(tmp_path, monkeypatch, exchange):
     if not exchange:
-        monkeypatch.setattr(collect, "_RENAMEAT2", None)                  # the two-rename fall-back
+        monkeypatch.setattr(collect, "_RENAMEAT2", None)  # the two-rename fall-back
     dest = tmp_path / "feedback" / "alice" / A
     write_tree(dest, {"old.html": b"old", "sub/x": b"x"}, private=False)
     inode = os.lstat(dest).st_ino
     write_tree(dest, {"deep_dive.html": b"new"}, private=False)
     assert contents(dest) == {"deep_dive.html": b"new"}
     assert os.listdir(dest.parent) == [A] and os.lstat(dest).st_ino != inode
-    write_tree(dest, {}, private=False)                                   # nothing: the folder goes
+    write_tree(dest, {}, private=False)  # nothing: the folder goes
     assert os.listdir(dest.parent) == []
     write_tree(dest, {}, private=False)
 
 
-@pytest.mark.parametrize("bad", ["../escape.txt", "/abs.txt", "a/../../escape.txt", "nul\0.txt", "",
-                                 "a//b", "./a", "a/./b", "a/", ".."])
+@pytest.mark.parametrize(
+    "bad", ["../escape.txt", "/abs.txt", "a/../../escape.txt", "nul\0.txt", "", "a//b", "./a", "a/./b", "a/", ".."]
+)
 def test_write_tree_refuses_paths_that_leave_the_folder(tmp_path, bad):
     dest = tmp_path / "x" / "autograded" / "alice" / A
     write_tree(dest, {"keep.txt": b"keep"}, private=True)

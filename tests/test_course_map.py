@@ -18,8 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
-import build_site  # noqa: E402
-from build_lessons import lesson_files, title_of  # noqa: E402
+import build_site
+from build_lessons import lesson_files, title_of
 
 LESSON_HEADING = re.compile(r"^### \[(?P<title>[^\]]+)\]\((?P<file>[^)]+)\)$", re.MULTILINE)
 
@@ -58,16 +58,21 @@ def new_lesson(folder: Path, name: str, first_cell: str) -> Path:
 def test_an_eighth_lesson_shows_up_without_touching_the_builder(tmp_path):
     for path in lesson_files():
         shutil.copy2(path, tmp_path / path.name)
-    new_lesson(tmp_path, "08_zero_downtime.ipynb",
-               "# Lesson 8 · Zero-downtime migrations\n\n*About 15 minutes.*\n\nDeploys that never lock a table.\n"
-               "A second line of the same paragraph.\n\nBy the end of this lesson you can:\n\n"
-               "- split a change into expand and contract steps,\n  across two deploys\n- add an index concurrently\n")
+    new_lesson(
+        tmp_path,
+        "08_zero_downtime.ipynb",
+        "# Lesson 8 · Zero-downtime migrations\n\n*About 15 minutes.*\n\nDeploys that never lock a table.\n"
+        "A second line of the same paragraph.\n\nBy the end of this lesson you can:\n\n"
+        "- split a change into expand and contract steps,\n  across two deploys\n- add an index concurrently\n",
+    )
     lessons = lesson_files(tmp_path)
     assert len(lessons) == len(lesson_files()) + 1
     page = build_site.front_page(lessons)
     assert listed(page)[-1] == ("Lesson 8 · Zero-downtime migrations", "08_zero_downtime.ipynb")
-    assert ("### [Lesson 8 · Zero-downtime migrations](08_zero_downtime.ipynb)\n\n*About 15 minutes.*\n\n"
-            "Deploys that never lock a table. A second line of the same paragraph.") in page
+    assert (
+        "### [Lesson 8 · Zero-downtime migrations](08_zero_downtime.ipynb)\n\n*About 15 minutes.*\n\n"
+        "Deploys that never lock a table. A second line of the same paragraph."
+    ) in page
     assert "- split a change into expand and contract steps, across two deploys\n- add an index concurrently" in page
     assert build_site.toc(lessons).splitlines()[-1] == "  - file: 08_zero_downtime"
 
@@ -82,15 +87,19 @@ def test_toc_holds_every_lesson_in_order_after_the_front_page():
     lessons = lesson_files()
     lines = build_site.toc(lessons).splitlines()
     assert "root: index" in lines
-    assert [line.removeprefix("  - file: ") for line in lines if line.startswith("  - file: ")] == \
-        [p.stem for p in lessons]
+    assert [line.removeprefix("  - file: ") for line in lines if line.startswith("  - file: ")] == [
+        p.stem for p in lessons
+    ]
 
 
 def test_web_copy_hides_folded_quiz_sources_and_drops_widget_views():
     nb = nbformat.v4.new_notebook()
     quiz = nbformat.v4.new_code_cell("Quiz([...answers...])", metadata={"jupyter": {"source_hidden": True}})
-    quiz.outputs = [nbformat.v4.new_output("execute_result", data={
-        "text/plain": "Quiz: 1 question", build_site.WIDGET_VIEW: {"model_id": "abc"}})]
+    quiz.outputs = [
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": "Quiz: 1 question", build_site.WIDGET_VIEW: {"model_id": "abc"}}
+        )
+    ]
     live = nbformat.v4.new_code_cell("slider")
     live.outputs = [nbformat.v4.new_output("display_data", data={build_site.WIDGET_VIEW: {"model_id": "x"}})]
     nb.cells = [quiz, live]
@@ -109,11 +118,13 @@ def test_stored_lessons_carry_no_widget_views_and_every_quiz_is_folded():
         for cell in nb.cells:
             if cell.cell_type == "code" and "Quiz(" in cell.source:
                 assert cell.metadata.get("jupyter", {}).get("source_hidden"), f"{path.name}: quiz not folded"
-                assert any("text/plain" in o.get("data", {}) for o in cell.outputs), \
+                assert any("text/plain" in o.get("data", {}) for o in cell.outputs), (
                     f"{path.name}: a quiz without its plain-text form"
+                )
 
 
 # ------------------------------------------------------------------ the cloud set-ups
+
 
 def make_targets() -> set[str]:
     return set(re.findall(r"^([a-z][a-z-]*):", (REPO / "Makefile").read_text(), re.MULTILINE))

@@ -54,8 +54,20 @@ def course(tmp_path_factory):
         folder.mkdir(parents=True)
         shutil.copy(SAMPLE / f"{kind}.ipynb", folder / f"{A}.ipynb")
         (folder / "timestamp.txt").write_text("2026-11-30 10:00:00.000000 UTC")
-    sh([BIN / "nbgrader", "db", "student", "add", "carol", "--first-name=Carol", "--last-name=Diaz",
-        "--email=carol@example.edu", "--lms-user-id=1003"], course)
+    sh(
+        [
+            BIN / "nbgrader",
+            "db",
+            "student",
+            "add",
+            "carol",
+            "--first-name=Carol",
+            "--last-name=Diaz",
+            "--email=carol@example.edu",
+            "--lms-user-id=1003",
+        ],
+        course,
+    )
     out = sh([PY, "-m", "miglab.grading", "grade", A, "--course", course, "--no-progress", "-j", "2"], base)
     assert "graded 4" in out.stdout, out.stdout
     return course
@@ -99,10 +111,22 @@ def test_canvas_with_its_own_roster_an_existing_assignment_and_other_points(cour
         "    Points Possible,,,,,100,(read only)\n"
         '"Smith, Alice",1001,S-1001,asmith,Section 1,,\n'
         '"Jones, Bob",1002,S-1002,bjones,Section 2,,\n'
-        '"Diaz, Carol",1003,S-1003,cdiaz,Section 1,,\n')
+        '"Diaz, Carol",1003,S-1003,cdiaz,Section 1,,\n'
+    )
     out_file = tmp_path / "to-canvas.csv"
-    out = export(course, "--format", "canvas", "--roster", roster, "--column", "Deep Dive (4242)",
-                 "--out-of", "100", "-o", out_file)
+    out = export(
+        course,
+        "--format",
+        "canvas",
+        "--roster",
+        roster,
+        "--column",
+        "Deep Dive (4242)",
+        "--out-of",
+        "100",
+        "-o",
+        out_file,
+    )
     assert rows(out_file) == [
         ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Deep Dive (4242)"],
         ["    Points Possible", "", "", "", "", "100"],
@@ -133,7 +157,8 @@ def test_moodle_with_its_grading_worksheet(course, tmp_path):
         "Identifier,Full name,Email address,Status,Grade,Maximum Grade,Grade can be changed,"
         "Last modified (submission),Last modified (grade),Feedback comments\n"
         "Participant 77,Carol Diaz,carol@example.edu,Submitted,,47.00,Yes,-,-,\n"
-        "Participant 1001,Alice Smith,alice@example.edu,Submitted,,47.00,Yes,-,-,\n")
+        "Participant 1001,Alice Smith,alice@example.edu,Submitted,,47.00,Yes,-,-,\n"
+    )
     out_file = tmp_path / "to-moodle.csv"
     export(course, "--format", "moodle", "--roster", sheet, "-o", out_file)
     stamps = graded_at(course)
@@ -147,15 +172,26 @@ def test_moodle_with_its_grading_worksheet(course, tmp_path):
 def test_csv_is_the_per_question_file(course, tmp_path):
     out_file = tmp_path / "grades.csv"
     export(course, "--format", "csv", "-o", out_file)
-    assert out_file.read_bytes() == (course / "reports" / A / "grades.csv").read_bytes()   # as grading wrote it
+    assert out_file.read_bytes() == (course / "reports" / A / "grades.csv").read_bytes()  # as grading wrote it
     table = rows(out_file)
     points = json.loads(json.dumps(EXPECTED["perfect"]["scores"]))
-    assert table[0][0] == "student_id" and sorted(table[0][1:1 + len(points)]) == sorted(points)
-    assert table[0][1 + len(points):] == ["total", "max_total", "status", "reason", "notes", "review",
-                                          "scored_in_kernel"]
+    assert table[0][0] == "student_id" and sorted(table[0][1 : 1 + len(points)]) == sorted(points)
+    assert table[0][1 + len(points) :] == [
+        "total",
+        "max_total",
+        "status",
+        "reason",
+        "notes",
+        "review",
+        "scored_in_kernel",
+    ]
     got = {r[0]: (r[1 + len(points)], r[3 + len(points)]) for r in table[1:]}
-    assert got == {"1001": (f"{FULL:g}", "ok"), "1002": (f"{PART:g}", "ok"), "carol": ("0", "ok"),
-                   "dave": ("0", "malformed")}
+    assert got == {
+        "1001": (f"{FULL:g}", "ok"),
+        "1002": (f"{PART:g}", "ok"),
+        "carol": ("0", "ok"),
+        "dave": ("0", "malformed"),
+    }
 
 
 def test_a_grader_error_is_never_exported_as_a_grade(course, tmp_path):

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_assignment import PARTIAL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,9 +25,14 @@ A = "deep_dive"
 
 
 def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns,
-                                               p.stat().st_mode)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        p.relative_to(folder).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+            p.stat().st_mode,
+        )
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +43,18 @@ def graded(tmp_path_factory):
     mine = work / f"{A}.ipynb"
     shutil.copy(REPO / "tests" / "assignment_fixtures" / "partial.ipynb", mine)
     mine.chmod(0o444)
-    work.chmod(0o555)              # nothing can be written beside it either
+    work.chmod(0o555)  # nothing can be written beside it either
     before = snapshot(work)
     out_dir = base / "scratch"
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    run = subprocess.run(["make", "--no-print-directory", "grade-me", f"NOTEBOOK={mine}", f"ARGS=--out {out_dir}"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        ["make", "--no-print-directory", "grade-me", f"NOTEBOOK={mine}", f"ARGS=--out {out_dir}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     after = snapshot(work)
     work.chmod(0o755)
     return {"run": run, "mine": mine, "before": before, "after": after, "out": out_dir}
@@ -101,14 +111,21 @@ def test_it_grades_with_the_instructors_sandbox_and_limits(tmp_path, monkeypatch
     with pytest.raises(Stop):
         grade_mine(mine, course=REPO, out=tmp_path / "scratch")
     assert seen["assignment"] == A and seen["kernel"].sandboxed and seen["feedback"] is True
-    assert seen["limits"] is None or seen["limits"].cell_timeout == 60   # the course's Execute.timeout
-    assert sorted(p.name for p in (tmp_path / "scratch" / "submitted" / "me" / A).iterdir()) == \
-        [f"{A}.ipynb", "timestamp.txt"]
+    assert seen["limits"] is None or seen["limits"].cell_timeout == 60  # the course's Execute.timeout
+    assert sorted(p.name for p in (tmp_path / "scratch" / "submitted" / "me" / A).iterdir()) == [
+        f"{A}.ipynb",
+        "timestamp.txt",
+    ]
 
 
 def test_a_notebook_of_no_assignment_is_a_clear_error(tmp_path):
     stray = tmp_path / "notes.ipynb"
     stray.write_text("{}")
-    out = subprocess.run([PY, "-m", "miglab.grading", "me", stray, "--out", tmp_path / "scratch"], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [PY, "-m", "miglab.grading", "me", stray, "--out", tmp_path / "scratch"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and "cannot tell which assignment" in out.stderr and "Traceback" not in out.stderr

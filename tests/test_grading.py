@@ -12,13 +12,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -28,13 +28,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "submissions"))
 
-import make_sample_class as sample  # noqa: E402
+import make_sample_class as sample
 
-from miglab.grading import Task, TimeLimits, grade_assignment, grade_submission  # noqa: E402
-from miglab.grading.assignment import generate, prepare  # noqa: E402
-from miglab.grading.coordinator import default_kernel  # noqa: E402
-from miglab.grading.gradebook import check_integrity  # noqa: E402
-from miglab.grading.lms import import_submissions, student_id  # noqa: E402
+from miglab.grading import Task, TimeLimits, grade_assignment, grade_submission
+from miglab.grading.assignment import generate, prepare
+from miglab.grading.coordinator import default_kernel
+from miglab.grading.gradebook import check_integrity
+from miglab.grading.lms import import_submissions, student_id
 
 PY = sys.executable
 LIMITS = TimeLimits(cell_timeout=3, interrupt_grace=2, wall=120)
@@ -52,8 +52,11 @@ c.GenerateFeedback.preprocessors = [
 
 
 def tree_hash(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def make_course(root: Path) -> tuple[Path, dict]:
@@ -61,8 +64,14 @@ def make_course(root: Path) -> tuple[Path, dict]:
     (root / "source" / "tiny").mkdir(parents=True)
     nbformat.write(sample.tiny_source(), str(root / "source" / "tiny" / "tiny.ipynb"))
     (root / "nbgrader_config.py").write_text(CONFIG)
-    release_dir = generate(root / "source" / "tiny", root / ".release-build", "tiny", "tinycourse",
-                            f"sqlite:///{root / '.release-build' / 'x.db'}", {})
+    release_dir = generate(
+        root / "source" / "tiny",
+        root / ".release-build",
+        "tiny",
+        "tinycourse",
+        f"sqlite:///{root / '.release-build' / 'x.db'}",
+        {},
+    )
     release = nbformat.read(str(release_dir / "tiny.ipynb"), as_version=4)
     files, expected = sample.build_class(sample.tiny_source(), release)
     downloads = root / "downloads"
@@ -90,8 +99,7 @@ def graded(tmp_path_factory):
     report = import_submissions(downloads, course, "tiny")
     assert sorted(report.imported) == sorted(expected) and not report.problems
     before = tree_hash(course / "submitted")
-    summary = grade_assignment(course, "tiny", workers=2, limits=LIMITS, kernel=default_kernel(),
-                               progress=False)
+    summary = grade_assignment(course, "tiny", workers=2, limits=LIMITS, kernel=default_kernel(), progress=False)
     return course, expected, summary, before
 
 
@@ -131,16 +139,23 @@ def test_gradebook_integrity_and_submitted_untouched(graded):
     assert check_integrity(f"sqlite:///{course / 'gradebook.db'}", "tinycourse", "tiny", course) == []
     assert tree_hash(course / "submitted") == before
     # nbgrader's own command line reads the gradebook we wrote
-    out = subprocess.run([str(Path(PY).parent / "nbgrader"), "export", "--to", str(course / "nbgrader.csv")],
-                         cwd=course, capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"})
+    out = subprocess.run(
+        [str(Path(PY).parent / "nbgrader"), "export", "--to", str(course / "nbgrader.csv")],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"},
+    )
     assert out.returncode == 0, out.stderr
-    rows = list(csv.DictReader(open(course / "nbgrader.csv")))
+    with open(course / "nbgrader.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert {r["student_id"]: float(r["raw_score"]) for r in rows}["partial"] == 2.0
 
 
 def test_outputs_csv_chart_autograded_and_feedback_without_hidden_tests(graded):
     course, expected, summary, _ = graded
-    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    with open(summary.csv) as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
     assert list(next(iter(rows.values())))[:4] == ["student_id", "q1_test", "q2_test", "q3_test"]
     for student, exp in expected.items():
         assert float(rows[student]["total"]) == exp["total"]
@@ -157,7 +172,10 @@ def test_outputs_csv_chart_autograded_and_feedback_without_hidden_tests(graded):
     # the deleted test cell was put back and graded
     nb = nbformat.read(str(course / "autograded" / "deleted_test_cell" / "tiny" / "tiny.ipynb"), as_version=4)
     assert [c.metadata.nbgrader["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")] == [
-        "q1_test", "q2_test", "q3_test"]
+        "q1_test",
+        "q2_test",
+        "q3_test",
+    ]
     assert "Score: 0 / 10" in (course / "feedback" / "malformed" / "tiny" / "tiny.html").read_text()
 
 
@@ -174,8 +192,16 @@ def test_rerun_grades_only_new_or_changed_and_force_regrades_all(graded, tmp_pat
     again = grade_assignment(course, "tiny", workers=2, limits=LIMITS, kernel=default_kernel(), progress=False)
     assert [r.student_id for r in again.results] == ["blank"] and again.results[0].total == 10
     assert gradebook_scores(course)["blank"] == expected["perfect"]["scores"]
-    forced = grade_assignment(course, "tiny", workers=2, force=True, students=["perfect", "partial"],
-                              limits=LIMITS, kernel=default_kernel(), progress=False)
+    forced = grade_assignment(
+        course,
+        "tiny",
+        workers=2,
+        force=True,
+        students=["perfect", "partial"],
+        limits=LIMITS,
+        kernel=default_kernel(),
+        progress=False,
+    )
     assert sorted(r.student_id for r in forced.results) == ["partial", "perfect"]
     assert check_integrity(f"sqlite:///{course / 'gradebook.db'}", "tinycourse", "tiny", course) == []
 
@@ -186,10 +212,18 @@ def test_any_executor_with_submit_works(tmp_path):
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
-        s = grade_assignment(tmp_path, "tiny", executor=ex, students=["perfect", "partial", "malformed"],
-                             limits=LIMITS, kernel=default_kernel(), progress=False)
+        s = grade_assignment(
+            tmp_path,
+            "tiny",
+            executor=ex,
+            students=["perfect", "partial", "malformed"],
+            limits=LIMITS,
+            kernel=default_kernel(),
+            progress=False,
+        )
     assert {r.student_id: r.total for r in s.results} == {
-        k: expected[k]["total"] for k in ("perfect", "partial", "malformed")}
+        k: expected[k]["total"] for k in ("perfect", "partial", "malformed")
+    }
 
 
 def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
@@ -199,9 +233,14 @@ def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
             cell.source = "import time\ntime.sleep(30)\n" + cell.source
-    task = Task(student_id="slow", assignment=info, files={"tiny.ipynb": nbformat.writes(nb).encode()},
-                submission_hash="h", limits=TimeLimits(cell_timeout=60, wall=6, interrupt_grace=2),
-                kernel=default_kernel())
+    task = Task(
+        student_id="slow",
+        assignment=info,
+        files={"tiny.ipynb": nbformat.writes(nb).encode()},
+        submission_hash="h",
+        limits=TimeLimits(cell_timeout=60, wall=6, interrupt_grace=2),
+        kernel=default_kernel(),
+    )
     r = grade_submission(task)
     assert r.status == "wall_limit", r.reason
     assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 0.0, "q3_test": 0.0}
@@ -219,21 +258,27 @@ def test_a_failing_judge_withholds_scores_instead_of_trusting_the_kernel(tmp_pat
 
     monkeypatch.setattr(miglab.grading.judge, "judge_notebook", broken)
     course = make_sample_course(SAMPLE_CLASS, tmp_path / "course")
-    task = Task(student_id="perfect", assignment=prepare(course, "deep_dive"),
-                files={"deep_dive.ipynb": (SAMPLE_CLASS / "perfect.ipynb").read_bytes()},
-                submission_hash="h", limits=TimeLimits(cell_timeout=30), kernel=default_kernel(unsafe=True))
+    task = Task(
+        student_id="perfect",
+        assignment=prepare(course, "deep_dive"),
+        files={"deep_dive.ipynb": (SAMPLE_CLASS / "perfect.ipynb").read_bytes()},
+        submission_hash="h",
+        limits=TimeLimits(cell_timeout=30),
+        kernel=default_kernel(unsafe=True),
+    )
     r = grade_submission(task)
     assert r.status == "error" and "the judge failed (RuntimeError: judge out of order)" in r.reason
     assert all(s.score == 0.0 for s in r.scores)
-    assert sum(s.nbgrader_score or 0 for s in r.scores) == r.max_total   # the kernel said full marks
-    assert "Traceback" in r.log and "judge out of order" in r.log      # the cause is kept for the log
+    assert sum(s.nbgrader_score or 0 for s in r.scores) == r.max_total  # the kernel said full marks
+    assert "Traceback" in r.log and "judge out of order" in r.log  # the cause is kept for the log
 
 
 def test_plain_nbgrader_cells_are_scored_in_the_kernel_and_labelled_so(graded):
-    course, expected, summary, _ = graded
+    _, _, summary, _ = graded
     assert summary.scored_in_kernel == ["q1_test", "q2_test", "q3_test"]
     assert "scored in the kernel by nbgrader" in summary.text()
-    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    with open(summary.csv) as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
     assert rows["perfect"]["scored_in_kernel"] == "q1_test q2_test q3_test"
     assert all(s.scored_by == "nbgrader" for s in {r.student_id: r for r in summary.results}["perfect"].scores)
 
@@ -241,8 +286,20 @@ def test_plain_nbgrader_cells_are_scored_in_the_kernel_and_labelled_so(graded):
 def test_killed_run_resumes_to_the_same_grades(tmp_path):
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")
-    cmd = [PY, "-m", "miglab.grading", "grade", "tiny", "--course", str(tmp_path), "-j", "2",
-           "--cell-timeout", "3", "--no-progress"]
+    cmd = [
+        PY,
+        "-m",
+        "miglab.grading",
+        "grade",
+        "tiny",
+        "--course",
+        str(tmp_path),
+        "-j",
+        "2",
+        "--cell-timeout",
+        "3",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     db = tmp_path / "gradebook.db"
     deadline = time.time() + 120
@@ -305,9 +362,11 @@ def test_cli_help_lists_the_commands():
 
 # ---------------------------------------------------------------- the sample class (deep_dive)
 
+
 def test_sample_class_is_generated_from_the_current_assignment():
-    out = subprocess.run([PY, str(REPO / "tests" / "submissions" / "make_sample_class.py"), "--check"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [PY, str(REPO / "tests" / "submissions" / "make_sample_class.py"), "--check"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -318,8 +377,14 @@ def test_sample_class_grades_to_the_exact_expected_scores(tmp_path):
     course = make_sample_course(SAMPLE_CLASS, tmp_path / "course")
     expected = json.loads((SAMPLE_CLASS / "expected.json").read_text())
     before = tree_hash(course / "submitted")
-    summary = grade_assignment(course, "deep_dive", workers=2, limits=TimeLimits(cell_timeout=10, interrupt_grace=3),
-                               kernel=default_kernel(), progress=False)
+    summary = grade_assignment(
+        course,
+        "deep_dive",
+        workers=2,
+        limits=TimeLimits(cell_timeout=10, interrupt_grace=3),
+        kernel=default_kernel(),
+        progress=False,
+    )
     got = {r.student_id: r for r in summary.results}
     assert set(got) == set(expected)
     for student, exp in expected.items():
@@ -337,7 +402,8 @@ def test_sample_class_grades_to_the_exact_expected_scores(tmp_path):
     assert totals == {k: v["total"] for k, v in expected.items()}
     assert check_integrity(db_url, "migrations-deep-dive", "deep_dive", course) == []
     assert tree_hash(course / "submitted") == before
-    rows = {r["student_id"]: r for r in csv.DictReader(open(summary.csv))}
+    with open(summary.csv) as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
     assert {k: float(r["total"]) for k, r in rows.items()} == {k: v["total"] for k, v in expected.items()}
     # feedback never shows the hidden tests of the source notebook
     source = nbformat.read(str(course / "source" / "deep_dive" / "deep_dive.ipynb"), as_version=4)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nbclient import NotebookClient
 
 from miglab import Lab
 from miglab.lab.graph import Graph, GraphError, draw, find_cycle, layers, migration_graph, png_bytes, show_graph
@@ -134,8 +134,9 @@ def test_the_reported_cycle_does_not_depend_on_the_hash_seed(two_apps, monkeypat
     lab.manage("makemigrations loans").check()
     # library.0001 -> loans.0001 -> loans.0002 -> library.0001
     path = "library/migrations/0001_initial.py"
-    lab.write_file(path, lab.read_file(path).replace("dependencies = [\n    ]",
-                                                      "dependencies = [('loans', '0002_loan_due')]"))
+    lab.write_file(
+        path, lab.read_file(path).replace("dependencies = [\n    ]", "dependencies = [('loans', '0002_loan_due')]")
+    )
     monkeypatch.setenv("MIGLAB_FORK", "0")  # plain subprocesses inherit the seed below
     seen = set()
     for seed in ("1", "2", "3"):
@@ -189,6 +190,7 @@ def test_an_empty_project_has_an_empty_graph(lab):
 
 # ---- the plan respects every edge, for any graph of hand-written files
 
+
 @st.composite
 def migration_dags(draw_):
     """Up to 7 migrations over both apps; each depends on some that come earlier in a hidden order."""
@@ -197,8 +199,10 @@ def migration_dags(draw_):
     # Names are shuffled against the hidden order, so file names say nothing about it.
     numbers = draw_(st.permutations(range(1, n + 1)))
     nodes = [(app, f"{numbers[i]:04d}_m{i}") for i, app in enumerate(apps)]
-    deps = {node: sorted(draw_(st.sets(st.sampled_from(nodes[:i]), max_size=3))) if i else []
-            for i, node in enumerate(nodes)}
+    deps = {
+        node: sorted(draw_(st.sets(st.sampled_from(nodes[:i]), max_size=3))) if i else []
+        for i, node in enumerate(nodes)
+    }
     return deps
 
 
@@ -233,6 +237,7 @@ def test_respects_rejects_orders_that_break_an_edge():
 
 
 # ---- layout and picture
+
 
 def test_layers_follow_the_longest_chain_and_survive_cycles():
     a, b, c, d = ("p", "1"), ("p", "2"), ("p", "3"), ("q", "1")
@@ -270,8 +275,9 @@ def test_applied_boxes_are_filled_and_cycle_edges_are_red(two_apps):
     fills = [to_hex(b.get_facecolor()) for b in boxes]
     assert fills[0] != "#ffffff" and fills[1] == "#ffffff", "library.0001 applied, loans.0001 not"
     path = "library/migrations/0001_initial.py"
-    two_apps.write_file(path, two_apps.read_file(path).replace(
-        "dependencies = [\n    ]", "dependencies = [('loans', '0001_initial')]"))
+    two_apps.write_file(
+        path, two_apps.read_file(path).replace("dependencies = [\n    ]", "dependencies = [('loans', '0001_initial')]")
+    )
     arrows = [p for p in draw(migration_graph(two_apps)).axes[0].patches if isinstance(p, FancyArrowPatch)]
     assert len(arrows) == 2 and all(to_hex(a.get_edgecolor()) == "#d62728" for a in arrows)
 
@@ -290,19 +296,30 @@ def test_show_graph_displays_the_picture_then_the_plan(two_apps, capsys):
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 # lesson stem: (the blank line, [(an answer, whether it earns the tick), ...])
-PRACTICE = {   # lesson: (a line that finds the practice cell, the blank the learner replaces, answers)
-    "02_plan_then_apply": ("if command:\n    print(lab.manage(command))", "command = None", [
-        ('command = "sqlmigrate library 0003"', False),  # prints SQL, applies nothing
-        ('command = "showmigrations"', False),
-        ('command = "migrate"', True),
-    ]),
-    "03_the_migration_graph": ("my_order = []", "my_order = []", [
-        ("my_order = g.plan", False),  # Django's own order does not count
-        ("my_order = list(reversed(g.plan))", False),  # breaks every edge
-        ("my_order = [list(n) for n in g.plan]", False),  # Django's order, as lists
-        ("import itertools\nmy_order = next(list(o) for o in itertools.permutations(g.plan)\n"
-         "                if g.respects(list(o)) and list(o) != g.plan)", True),
-    ]),
+PRACTICE = {  # lesson: (a line that finds the practice cell, the blank the learner replaces, answers)
+    "02_plan_then_apply": (
+        "if command:\n    print(lab.manage(command))",
+        "command = None",
+        [
+            ('command = "sqlmigrate library 0003"', False),  # prints SQL, applies nothing
+            ('command = "showmigrations"', False),
+            ('command = "migrate"', True),
+        ],
+    ),
+    "03_the_migration_graph": (
+        "my_order = []",
+        "my_order = []",
+        [
+            ("my_order = g.plan", False),  # Django's own order does not count
+            ("my_order = list(reversed(g.plan))", False),  # breaks every edge
+            ("my_order = [list(n) for n in g.plan]", False),  # Django's order, as lists
+            (
+                "import itertools\nmy_order = next(list(o) for o in itertools.permutations(g.plan)\n"
+                "                if g.respects(list(o)) and list(o) != g.plan)",
+                True,
+            ),
+        ],
+    ),
 }
 
 
@@ -317,8 +334,7 @@ def test_practice_cells_tick_only_for_a_right_answer(stem, tmp_path, monkeypatch
     # Run the lesson up to the practice cell, then the cell once per answer (wrong ones first).
     tries = [nbformat.v4.new_code_cell(practice.source.replace(blank, answer)) for answer, _ in answers]
     nb.cells = nb.cells[:i] + tries
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     for cell, (answer, right) in zip(tries, answers):
         out = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
         assert ("✓ " in out) is right and ("✗ Not yet" in out) is (not right), (answer, out)

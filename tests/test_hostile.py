@@ -66,7 +66,8 @@ def write_course(course: Path, students: dict[str, dict[str, bytes]]) -> None:
         "c = get_config()  # noqa: F821\n"
         f"load_subconfig({str(REPO / 'grader_config.py')!r})  # noqa: F821\n"
         f"c.CourseDirectory.root = {str(course)!r}\n"
-        f"c.CourseDirectory.db_url = {('sqlite:///' + str(course / 'gradebook.db'))!r}\n")
+        f"c.CourseDirectory.db_url = {('sqlite:///' + str(course / 'gradebook.db'))!r}\n"
+    )
     shutil.copytree(REPO / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
     for sid, files in students.items():
         for rel, data in files.items():
@@ -77,9 +78,26 @@ def write_course(course: Path, students: dict[str, dict[str, bytes]]) -> None:
 
 def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "miglab.grading", "grade", ASSIGNMENT, "--course", str(course),
-         "-j", "2", "--cell-timeout", "10", "--no-progress", *extra],
-        capture_output=True, text=True, timeout=1800, cwd=str(course))
+        [
+            sys.executable,
+            "-m",
+            "miglab.grading",
+            "grade",
+            ASSIGNMENT,
+            "--course",
+            str(course),
+            "-j",
+            "2",
+            "--cell-timeout",
+            "10",
+            "--no-progress",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=str(course),
+    )
 
 
 def scores(course: Path, students) -> dict[str, dict[str, float]]:
@@ -97,8 +115,13 @@ def reports(course: Path, sid: str, cells: slice = slice(None)) -> list[dict]:
     path = course / "autograded" / sid / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     if not path.exists():
         return []
-    text = "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells[cells]
-                   if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    text = "".join(
+        o.get("text", "")
+        for c in nbformat.read(path, as_version=4).cells[cells]
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+    )
     return [json.loads(m) for m in re.findall(r"HOSTILE-REPORT (\{.*?\})\n", text)]
 
 
@@ -122,7 +145,8 @@ def graded(tmp_path_factory):
         "    sys.stderr.write('a harmless note on stderr\\n')\n"
         "    warnings.warn('something deprecated')\n"
         "get_ipython().events.register('pre_run_cell', _chatter)\n"
-        "print('z' * 3_000_000)\n")
+        "print('z' * 3_000_000)\n"
+    )
     noise["id"] = "noise"
     noisy.cells.insert(2, noise)
     students = {
@@ -131,8 +155,11 @@ def graded(tmp_path_factory):
         "noisy_perfect": {f"{ASSIGNMENT}.ipynb": sample._dump(noisy)},
     }
     for attack in ATTACKS:
-        students[f"hostile_{attack}"] = {p.relative_to(HOSTILE / attack).as_posix(): p.read_bytes()
-                                         for p in sorted((HOSTILE / attack).rglob("*")) if p.is_file()}
+        students[f"hostile_{attack}"] = {
+            p.relative_to(HOSTILE / attack).as_posix(): p.read_bytes()
+            for p in sorted((HOSTILE / attack).rglob("*"))
+            if p.is_file()
+        }
     base = tmp_path_factory.mktemp("hostile")
     course, neighbour = base / "course", base / "other_course"
     write_course(course, students)
@@ -140,19 +167,30 @@ def graded(tmp_path_factory):
     write_course(neighbour, {k: v for k, v in students.items() if k in ("blank", "perfect")})
     done = grade(neighbour)
     assert done.returncode == 0, done.stdout + done.stderr
-    watched = {"course source": course / "source", "course submissions": course / "submitted",
-               "repo source": REPO / "source", "repo release": REPO / "release", "neighbour": neighbour}
+    watched = {
+        "course source": course / "source",
+        "course submissions": course / "submitted",
+        "repo source": REPO / "source",
+        "repo release": REPO / "release",
+        "neighbour": neighbour,
+    }
     before = {k: tree_digest(v) for k, v in watched.items()}
     done = grade(course)
     after = {k: tree_digest(v) for k, v in watched.items()}
-    return {"course": course, "done": done, "before": before, "after": after,
-            "scores": scores(course, students), "students": students}
+    return {
+        "course": course,
+        "done": done,
+        "before": before,
+        "after": after,
+        "scores": scores(course, students),
+        "students": students,
+    }
 
 
 def test_the_command_ran_sandboxed(graded):
     done = graded["done"]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.returncode == 0, done.stdout[-3000:]   # student-caused trouble never fails the command
+    assert done.returncode == 0, done.stdout[-3000:]  # student-caused trouble never fails the command
     # every student was graded and recorded, none failed the grader itself
     assert set(graded["scores"]) == set(graded["students"])
     assert "error" not in done.stdout.split("status:")[1].splitlines()[0]
@@ -163,8 +201,9 @@ def hidden_lines() -> list[str]:
     nb = nbformat.read(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     pattern = r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS"
     visible = "\n".join(re.sub(pattern, "", c.source, flags=re.S) for c in nb.cells)
-    lines = {line.strip() for c in nb.cells for block in re.findall(pattern, c.source, re.S)
-             for line in block.splitlines()}
+    lines = {
+        line.strip() for c in nb.cells for block in re.findall(pattern, c.source, re.S) for line in block.splitlines()
+    }
     return sorted(line for line in lines if len(line) > 12 and line not in visible)
 
 
@@ -179,17 +218,21 @@ def test_no_feedback_page_shows_a_hidden_test(graded):
         text = html.unescape(page.read_text())
         leaked = [line for line in hidden if line in text]
         assert not leaked, (sid, leaked[:3])
-    leak = html.unescape((graded["course"] / "feedback" / "hostile_leak_hidden_tests" / ASSIGNMENT /
-                          f"{ASSIGNMENT}.html").read_text())
+    leak = html.unescape(
+        (graded["course"] / "feedback" / "hostile_leak_hidden_tests" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    )
     assert "output of the grading run not shown" in leak and "raised NotImplementedError while it was graded" in leak
-    assert "STOLEN EARLIER: " not in leak   # the replayed sources never show (the attack's own code does)
+    assert "STOLEN EARLIER: " not in leak  # the replayed sources never show (the attack's own code does)
 
 
 def test_honest_students_are_unaffected(graded):
     perfect, blank = graded["scores"]["perfect"], graded["scores"]["blank"]
     source_nb = nbformat.read(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    full = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
-            for c in source_nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    full = {
+        c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
+        for c in source_nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
     assert perfect == full
     assert graded["scores"]["noisy_perfect"] == full  # stderr, warnings and prints cost nothing
     assert blank == {gid: 0.0 for gid in full}
@@ -211,7 +254,7 @@ def test_looking_around_reaches_nothing(graded):
     [found] = reports(course, "hostile_read_answers")
     assert found["found"] and all(p.startswith(own) for p in found["found"])
     [lookup] = reports(course, "hostile_package_lookup")
-    assert lookup["key_tables"] == [] and lookup["modules"] >= 20   # it looked everywhere and found no key
+    assert lookup["key_tables"] == [] and lookup["modules"] >= 20  # it looked everywhere and found no key
     [written] = reports(course, "hostile_write_results")
     assert all(p.startswith(own) for p in written["written"])
     [net] = reports(course, "hostile_network")
@@ -231,16 +274,21 @@ def test_corpus_is_up_to_date():
 
 def test_without_the_sandbox_the_same_attacks_pay(tmp_path):
     """The control experiment: --unsafe runs kernels as the grader. Only attacks that read are run here."""
-    students = {f"hostile_{a}": {p.relative_to(HOSTILE / a).as_posix(): p.read_bytes()
-                                 for p in sorted((HOSTILE / a).rglob("*")) if p.is_file()}
-                for a in ("read_answers", "shadow_package")}
+    students = {
+        f"hostile_{a}": {
+            p.relative_to(HOSTILE / a).as_posix(): p.read_bytes()
+            for p in sorted((HOSTILE / a).rglob("*"))
+            if p.is_file()
+        }
+        for a in ("read_answers", "shadow_package")
+    }
     course = tmp_path / "course"
     write_course(course, students)
     done = grade(course, "--unsafe")
     assert done.returncode == 0, done.stdout + done.stderr
     got = scores(course, students)
     quiz = {gid: s for gid, s in got["hostile_read_answers"].items() if gid.startswith("quiz_")}
-    assert quiz and all(s == 1.0 for s in quiz.values())   # the quiz key, read from source/, was used
+    assert quiz and all(s == 1.0 for s in quiz.values())  # the quiz key, read from source/, was used
     [found] = reports(course, "hostile_read_answers")
     assert any("/source/" in p and p.endswith(".ipynb") for p in found["found"])
     assert {"shadow": "imported"} in reports(course, "hostile_shadow_package")

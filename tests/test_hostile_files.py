@@ -27,12 +27,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_grading import gradebook_scores, make_course  # noqa: E402
+from test_grading import gradebook_scores, make_course
 
-from miglab.grading.lms import import_submissions  # noqa: E402
+from miglab.grading.lms import import_submissions
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(1200)]
-HOST_SECRET = "host-secret-9d1c7e"   # a file of the grader's that no student may read
+HOST_SECRET = "host-secret-9d1c7e"  # a file of the grader's that no student may read
 FULL = {"q1_test": 2.0, "q2_test": 3.0, "q3_test": 5.0}
 ZERO = dict.fromkeys(FULL, 0.0)
 
@@ -65,16 +65,40 @@ def graded(tmp_path_factory):
     other = course / "submitted" / "perfect" / "tiny" / "tiny.ipynb"
     add("links_to_a_classmate", "missing", ZERO, files={}, links={"tiny.ipynb": str(other)})
     add("links_to_source", "ok", FULL, links={"answers.ipynb": str(course / "source" / "tiny" / "tiny.ipynb")})
-    add("links_to_host_files", "ok", FULL, links={"shadow": "/etc/shadow", "mine.txt": str(secret),
-                                                    "environ": "/proc/self/environ"})
+    add(
+        "links_to_host_files",
+        "ok",
+        FULL,
+        links={"shadow": "/etc/shadow", "mine.txt": str(secret), "environ": "/proc/self/environ"},
+    )
     add("garbage_timestamp", "ok", FULL, files={"tiny.ipynb": perfect, "timestamp.txt": b"\x00not a time at all"})
     add("deep_json", "malformed", ZERO, files={"tiny.ipynb": b"[" * 10_000 + b"]" * 10_000})
     add("huge_notebook", "too_large", ZERO, files={"tiny.ipynb": b'{"cells": [], "pad": "' + b"x" * (21 << 20) + b'"}'})
-    add("huge_submission", "too_large", ZERO, files={"tiny.ipynb": perfect, "a.bin": os.urandom(19 << 20),
-                                                     "b.bin": os.urandom(19 << 20), "c.bin": os.urandom(19 << 20)})
+    add(
+        "huge_submission",
+        "too_large",
+        ZERO,
+        files={
+            "tiny.ipynb": perfect,
+            "a.bin": os.urandom(19 << 20),
+            "b.bin": os.urandom(19 << 20),
+            "c.bin": os.urandom(19 << 20),
+        },
+    )
     nb = nbformat.reads(perfect.decode(), as_version=4)
-    extra = nbformat.v4.new_code_cell("print('bonus')", metadata={"nbgrader": {
-        "grade": True, "solution": False, "locked": True, "grade_id": "bonus", "points": 100, "schema_version": 3}})
+    extra = nbformat.v4.new_code_cell(
+        "print('bonus')",
+        metadata={
+            "nbgrader": {
+                "grade": True,
+                "solution": False,
+                "locked": True,
+                "grade_id": "bonus",
+                "points": 100,
+                "schema_version": 3,
+            }
+        },
+    )
     nb.cells.append(extra)
     add("extra_graded_cell", "tampered", FULL, files={"tiny.ipynb": nbformat.writes(nb).encode()})
     nb = nbformat.reads(perfect.decode(), as_version=4)
@@ -97,11 +121,26 @@ def graded(tmp_path_factory):
     report = import_submissions(zipped, course, "tiny")
     students["zara"] = ("ok", FULL)
 
-    done = subprocess.run([sys.executable, "-m", "miglab.grading", "grade", "tiny", "--course", str(course),
-                           "-j", "2", "--cell-timeout", "3", "--no-progress"],
-                          capture_output=True, text=True, timeout=1200)
-    return {"course": course, "done": done, "students": students, "expected": expected, "report": report,
-            "zip": zipped}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "miglab.grading",
+            "grade",
+            "tiny",
+            "--course",
+            str(course),
+            "-j",
+            "2",
+            "--cell-timeout",
+            "3",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    return {"course": course, "done": done, "students": students, "expected": expected, "report": report, "zip": zipped}
 
 
 def test_the_command_exits_0_and_records_everyone(graded):
@@ -117,15 +156,16 @@ def test_each_hostile_folder_gets_its_exact_status_and_a_reason(graded):
     import sqlite3
 
     with sqlite3.connect(graded["course"] / "gradebook.db") as con:
-        rows = {s: (st, reason, json.loads(notes)) for s, st, reason, notes in con.execute(
-            "SELECT student, status, reason, notes FROM miglab_results")}
+        rows = {
+            s: (st, reason, json.loads(notes))
+            for s, st, reason, notes in con.execute("SELECT student, status, reason, notes FROM miglab_results")
+        }
     for sid, (status, _scores) in graded["students"].items():
         assert rows[sid][0] == status, (sid, rows[sid])
     assert "tiny.ipynb was not read: a symbolic link (links are never followed)" in rows["links_to_a_classmate"][1]
     assert any("answers.ipynb was not read: a symbolic link" in n for n in rows["links_to_source"][2])
     assert any("shadow was not read" in n for n in rows["links_to_host_files"][2])
-    assert any("timestamp.txt could not be read" in n and "collection time" in n
-               for n in rows["garbage_timestamp"][2])
+    assert any("timestamp.txt could not be read" in n and "collection time" in n for n in rows["garbage_timestamp"][2])
     assert "nested too deeply" in rows["deep_json"][1]
     assert "larger than 20 MB" in rows["huge_notebook"][1]
     assert "larger than 50 MB" in rows["huge_submission"][1]
@@ -152,7 +192,7 @@ def test_no_host_content_appears_anywhere_the_grader_wrote(graded):
         assert not [v for v in environ if v in text], p
     for p in (course / "autograded").rglob("*"):
         mode = p.lstat().st_mode
-        assert not stat.S_ISLNK(mode) and not (mode & 0o077), (p, oct(mode))   # nothing linked, nothing shared
+        assert not stat.S_ISLNK(mode) and not (mode & 0o077), (p, oct(mode))  # nothing linked, nothing shared
 
 
 def test_the_lms_import_refuses_escaping_and_linked_zip_entries(graded):

@@ -59,19 +59,28 @@ def plan_of(nb, tmp_path) -> Plan:
 def key(*args, expect=None, rule=None, **params):
     from miglab.evidence.verdict import NOTHING as none
 
-    return describe_call(args, expect=none if expect is None else expect, rule=rule, probe=None,
-                         ignore_order=False, forbid=(), params=params)["key"]
+    return describe_call(
+        args,
+        expect=none if expect is None else expect,
+        rule=rule,
+        probe=None,
+        ignore_order=False,
+        forbid=(),
+        params=params,
+    )["key"]
 
 
 def with_evidence(cell, *payloads):
     cell = nbformat.from_dict(json.loads(json.dumps(cell)))
-    cell.outputs = [nbformat.v4.new_output("display_data", data={EVIDENCE_MIME: p, "text/plain": ""})
-                    for p in payloads]
+    cell.outputs = [nbformat.v4.new_output("display_data", data={EVIDENCE_MIME: p, "text/plain": ""}) for p in payloads]
     return cell
 
 
-DOUBLE = graded_cell("double_test", "check(double, 2, expect=4)\n### BEGIN HIDDEN TESTS\ncheck(double, -3, expect=-6)\n"
-                                  "### END HIDDEN TESTS", points=2)
+DOUBLE = graded_cell(
+    "double_test",
+    "check(double, 2, expect=4)\n### BEGIN HIDDEN TESTS\ncheck(double, -3, expect=-6)\n### END HIDDEN TESTS",
+    points=2,
+)
 DOUBLE_NB = notebook(setup_cell(), answer("double", "def double(x):\n    return 2 * x"), DOUBLE)
 
 
@@ -100,21 +109,29 @@ def test_segments_keep_line_numbers_and_fall_back_to_hidden_when_a_block_is_not_
     assert [k for k, _ in parts] == ["visible", "hidden", "visible"]
     assert parts[1][1].splitlines()[2] == "b = 2"
     assert segments("if x:\n### BEGIN HIDDEN TESTS\n    y()\n### END HIDDEN TESTS") == [
-        ("hidden", "if x:\n### BEGIN HIDDEN TESTS\n    y()\n### END HIDDEN TESTS")]
+        ("hidden", "if x:\n### BEGIN HIDDEN TESTS\n    y()\n### END HIDDEN TESTS")
+    ]
 
 
 def test_an_input_that_depends_on_the_answer_is_a_problem_of_the_assignment(tmp_path):
-    nb = notebook(setup_cell(), answer("a", "def f(x):\n    return x\nSEED = 3"),
-                  graded_cell("t", "check(f, f(2), expect=2)"), graded_cell("u", "check(f, SEED, expect=3)"))
+    nb = notebook(
+        setup_cell(),
+        answer("a", "def f(x):\n    return x\nSEED = 3"),
+        graded_cell("t", "check(f, f(2), expect=2)"),
+        graded_cell("u", "check(f, SEED, expect=3)"),
+    )
     problems = plan_of(nb, tmp_path).problems
     assert len(problems) == 2 and all("depends on the student's answer" in p for p in problems)
 
 
 def test_plain_nbgrader_cells_are_not_judged_and_unlocked_cells_never_run(tmp_path):
     marker = tmp_path / "ran"
-    nb = notebook(setup_cell(), answer("a", f"open({str(marker)!r}, 'w')\ndef f(): return 1"),
-                  nbformat.v4.new_code_cell(f"open({str(marker)!r}, 'w')"),
-                  graded_cell("t", "assert f() == 1"))
+    nb = notebook(
+        setup_cell(),
+        answer("a", f"open({str(marker)!r}, 'w')\ndef f(): return 1"),
+        nbformat.v4.new_code_cell(f"open({str(marker)!r}, 'w')"),
+        graded_cell("t", "assert f() == 1"),
+    )
     [cell] = plan_of(nb, tmp_path).cells
     assert not cell.judged and not marker.exists()
 
@@ -122,7 +139,10 @@ def test_plain_nbgrader_cells_are_not_judged_and_unlocked_cells_never_run(tmp_pa
 # ------------------------------------------------------------------------ the judge
 
 
-def judge(nb_cells, plan, rules=RuleBook(), scan=NOTHING):
+NO_RULES = RuleBook()  # an assignment without a rules.py
+
+
+def judge(nb_cells, plan, rules=NO_RULES, scan=NOTHING):
     return judge_notebook(notebook(*nb_cells), "a", plan, rules, None, scan)
 
 
@@ -144,8 +164,11 @@ def test_forged_or_missing_evidence_earns_nothing(double_plan):
     cases = {
         "a verdict instead of an answer": [{"key": key(2, expect=4), "output": {"passed": True}}],
         "records for inputs the judge never gave": [{"key": key(5, expect=10), "output": 10}],
-        "one check answered twice": [{"key": key(2, expect=4), "output": 4}, {"key": key(2, expect=4), "output": 4},
-                                     {"key": key(-3, expect=-6), "output": -6}],
+        "one check answered twice": [
+            {"key": key(2, expect=4), "output": 4},
+            {"key": key(2, expect=4), "output": 4},
+            {"key": key(-3, expect=-6), "output": -6},
+        ],
         "no evidence at all": [],
         "garbage": [{"key": 3}, {"output": 4}, "nonsense", {"key": key(2, expect=4)}],
     }
@@ -160,14 +183,21 @@ def test_a_cell_outside_the_plan_or_a_missing_cell(double_plan):
 
 
 def test_a_forbidden_shortcut_zeroes_the_cell_and_says_so(tmp_path):
-    nb = notebook(setup_cell(), answer("a", "def squash(ops):\n    return ops"),
-                  graded_cell("t", "check(squash, [1], expect=[1], forbid=['MigrationOptimizer', '.reduce'])"))
+    nb = notebook(
+        setup_cell(),
+        answer("a", "def squash(ops):\n    return ops"),
+        graded_cell("t", "check(squash, [1], expect=[1], forbid=['MigrationOptimizer', '.reduce'])"),
+    )
     plan = plan_of(nb, tmp_path)
     cell = with_evidence(nb.cells[2], {"key": plan.cells[0].calls[0].key, "output": [1]})
     honest = scan_sources(["def squash(ops):\n    return ops"])
     assert judge([cell], plan, scan=honest)["t"].score == 1
-    cheat = scan_sources(["from django.db.migrations.optimizer import MigrationOptimizer\n"
-                          "def squash(ops):\n    return MigrationOptimizer().optimize(ops, 'library')"])
+    cheat = scan_sources(
+        [
+            "from django.db.migrations.optimizer import MigrationOptimizer\n"
+            "def squash(ops):\n    return MigrationOptimizer().optimize(ops, 'library')"
+        ]
+    )
     v = judge([cell], plan, scan=cheat)["t"]
     assert v.score == 0 and "MigrationOptimizer, which this question does not allow" in v.reason
     pairwise = scan_sources(["def squash(ops):\n    return ops[0].reduce(ops[1], 'library')"])
@@ -175,21 +205,30 @@ def test_a_forbidden_shortcut_zeroes_the_cell_and_says_so(tmp_path):
 
 
 def test_code_that_looks_names_up_at_run_time_is_flagged_for_review_not_scored_down():
-    scan = scan_sources(["import importlib\nopt = importlib.import_module('django.db.migrations.' + 'optimizer')",
-                         "f = getattr(ops[0], name)", "x = 1 +"])
+    scan = scan_sources(
+        [
+            "import importlib\nopt = importlib.import_module('django.db.migrations.' + 'optimizer')",
+            "f = getattr(ops[0], name)",
+            "x = 1 +",
+        ]
+    )
     flags = scan.review_flags()
     assert "imports importlib" in flags and "calls getattr() with a computed name" in flags
     assert any("not valid Python" in f for f in flags)
     assert not scan.uses("MigrationOptimizer")
-    clean = scan_sources(["from functools import reduce\nprint(reduce(max, [1, 2]))\n# MigrationOptimizer in a comment"])
+    clean = scan_sources(
+        ["from functools import reduce\nprint(reduce(max, [1, 2]))\n# MigrationOptimizer in a comment"]
+    )
     assert clean.review_flags() == [] and not clean.uses(".reduce") and not clean.uses("MigrationOptimizer")
 
 
 def test_evidence_records_read_only_the_evidence_type():
     cell = nbformat.v4.new_code_cell("x")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=json.dumps({"key": "k"})),
-                    nbformat.v4.new_output("display_data", data={EVIDENCE_MIME: json.dumps({"key": "k", "output": 1})}),
-                    nbformat.v4.new_output("display_data", data={"application/json": {"key": "k", "output": 2}})]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=json.dumps({"key": "k"})),
+        nbformat.v4.new_output("display_data", data={EVIDENCE_MIME: json.dumps({"key": "k", "output": 1})}),
+        nbformat.v4.new_output("display_data", data={"application/json": {"key": "k", "output": 2}}),
+    ]
     assert evidence_records(cell) == [{"key": "k", "output": 1}]
 
 
@@ -200,11 +239,14 @@ def test_check_reports_what_would_make_grades_wrong(tmp_path):
     course = tmp_path / "course"
     (course / "source" / "a").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'x'\n")
-    nb = notebook(setup_cell(), answer("ans", "def f(x):\n    return x\nQ1 = 'a'"),
-                  graded_cell("judged_asserts", "check(f, 1, expect=1)\nassert f(1) == 1"),
-                  graded_cell("quiz_without_key", "check(Q1, rule=choice, choices='abcd')"),
-                  graded_cell("no_points", "assert f(2) == 2", points=0),
-                  graded_cell("unknown_rule", "check(f, 2, rule='no_such_rule')"))
+    nb = notebook(
+        setup_cell(),
+        answer("ans", "def f(x):\n    return x\nQ1 = 'a'"),
+        graded_cell("judged_asserts", "check(f, 1, expect=1)\nassert f(1) == 1"),
+        graded_cell("quiz_without_key", "check(Q1, rule=choice, choices='abcd')"),
+        graded_cell("no_points", "assert f(2) == 2", points=0),
+        graded_cell("unknown_rule", "check(f, 2, rule='no_such_rule')"),
+    )
     nbformat.write(nb, course / "source" / "a" / "a.ipynb")
     (course / "source" / "a" / "rules.py").write_text("def some_rule(call):\n    return True\n")
     report = validate(course, "a", run=False)
@@ -214,23 +256,25 @@ def test_check_reports_what_would_make_grades_wrong(tmp_path):
     assert "a:no_points has no points" in text
     assert "rule 'no_such_rule' is not a function of source/a/rules.py (its rules: some_rule)" in text
     assert "assert statements in a judged cell" in text
-    assert "nbgrader, in the kernel (asserts)" in text   # the plain cell is labelled, not refused
+    assert "nbgrader, in the kernel (asserts)" in text  # the plain cell is labelled, not refused
 
 
 def test_hidden_expected_answers_never_reach_the_kernel():
     from miglab.grading.plan import without_expected_answers
 
-    source = ('check(Q01, rule=choice, choices="abcd")\n'
-              "### BEGIN HIDDEN TESTS\n"
-              'check(Q01, rule=choice, expect="b")\n'
-              "check(f, 'Ça va', expect=['Ça',\n"
-              "                          'é'], step=0)\n"
-              "### END HIDDEN TESTS\n"
-              "check(f, 1, expect=2)")
+    source = (
+        'check(Q01, rule=choice, choices="abcd")\n'
+        "### BEGIN HIDDEN TESTS\n"
+        'check(Q01, rule=choice, expect="b")\n'
+        "check(f, 'Ça va', expect=['Ça',\n"
+        "                          'é'], step=0)\n"
+        "### END HIDDEN TESTS\n"
+        "check(f, 1, expect=2)"
+    )
     kernel = without_expected_answers(source)
     assert kernel.splitlines()[2] == "check(Q01, rule=choice, expect=...)"
-    assert "'é'" not in kernel and "'Ça'" not in kernel and "'Ça va'" in kernel   # inputs stay, answers go
-    assert len(kernel.splitlines()) == len(source.splitlines())                  # line numbers kept
-    assert kernel.splitlines()[-1] == "check(f, 1, expect=2)"                     # visible ones stay
+    assert "'é'" not in kernel and "'Ça'" not in kernel and "'Ça va'" in kernel  # inputs stay, answers go
+    assert len(kernel.splitlines()) == len(source.splitlines())  # line numbers kept
+    assert kernel.splitlines()[-1] == "check(f, 1, expect=2)"  # visible ones stay
     # the kernel's key for the withheld call is the plan's key for the full one
     assert key("Ça va", expect=["Ça", "é"], rule=None, step=0) == key("Ça va", rule=None, step=0)

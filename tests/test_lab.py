@@ -128,6 +128,7 @@ def test_a_dead_fork_server_is_replaced(lab):
 
 # ---- bad input: a clear message, and the lab stays usable
 
+
 def test_model_file_with_a_syntax_error_is_refused_and_nothing_is_written(lab):
     lab.write_models("library", BOOK)
     with pytest.raises(LabError, match=r"library/models.py was not written: syntax error on line \d+"):

@@ -32,8 +32,9 @@ def modules() -> list[Path]:
 
 def test_layers_import_only_downwards():
     lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-    done = subprocess.run([lint, "--config", str(REPO / "pyproject.toml")], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [lint, "--config", str(REPO / "pyproject.toml")], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Contracts: 2 kept, 0 broken" in done.stdout
 
@@ -46,20 +47,33 @@ def imported_top_levels(path: Path) -> set[str]:
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args:
-            if isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                names.add(node.args[0].value.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", "") == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names.add(node.args[0].value.split(".")[0])
     return names
 
 
 def named_strings(path: Path) -> list[str]:
     """String constants in code (docstrings and comments left out)."""
     tree = ast.parse(path.read_text())
-    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
-                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-            and id(n) not in docstrings]
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
 
 
 def test_the_engine_never_imports_or_names_an_assignment():
@@ -67,8 +81,11 @@ def test_the_engine_never_imports_or_names_an_assignment():
     for path in modules():
         assert not imported_top_levels(path) & forbidden, path
         if "grading" in path.parts or "evidence" in path.parts or "sandbox" in path.parts:
-            named = [s for s in named_strings(path) if any(a in s for a in ASSIGNMENTS)
-                     and not s.startswith(("python -m", "e.g."))]
+            named = [
+                s
+                for s in named_strings(path)
+                if any(a in s for a in ASSIGNMENTS) and not s.startswith(("python -m", "e.g."))
+            ]
             assert not named, (path, named)
 
 
@@ -78,7 +95,9 @@ def test_no_two_public_names_alike():
         if path.name == "__init__.py":
             continue
         for node in ast.parse(path.read_text()).body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith(
+                "_"
+            ):
                 where[node.name].append(path.relative_to(PACKAGE).as_posix())
     twice = {name: paths for name, paths in where.items() if len(paths) > 1 and name not in SHARED_NAMES}
     assert twice == {}

@@ -76,8 +76,11 @@ def start(lab, models: str = BOOK, rows: int = 0) -> Lab:
             write(lab, f"INSERT INTO library_book (title) SELECT 'Book ' || n FROM generate_series(1, {rows}) n")
             write(lab, "ALTER TABLE library_book SET (autovacuum_enabled = off)")
         else:
-            write(lab, f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
-                       "INSERT INTO library_book (title) SELECT 'Book ' || i FROM n")
+            write(
+                lab,
+                f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
+                "INSERT INTO library_book (title) SELECT 'Book ' || i FROM n",
+            )
     return lab
 
 
@@ -103,11 +106,14 @@ def error_line(result) -> str:
 
 # ------------------------------------------------------------------ one migration, two scripts
 
+
 def test_a_not_null_column_with_default_is_a_rebuild_on_sqlite_and_an_alter_table_on_postgresql(lab_root):
     sqlite, pg = (start(Lab(n, root=lab_root, db=d)) for n, d in (("s", "sqlite"), ("p", "postgresql")))
     for lab in (sqlite, pg):
-        lab.write_models("library", book("isbn = models.CharField(max_length=13, null=True)",
-                                         "pages = models.IntegerField(default=0)"))
+        lab.write_models(
+            "library",
+            book("isbn = models.CharField(max_length=13, null=True)", "pages = models.IntegerField(default=0)"),
+        )
         lab.manage("makemigrations library").check()
     on_sqlite = sqlite.manage("sqlmigrate library 0002").check().stdout
     on_pg = pg.manage("sqlmigrate library 0002").check().stdout
@@ -116,7 +122,9 @@ def test_a_not_null_column_with_default_is_a_rebuild_on_sqlite_and_an_alter_tabl
     assert 'CREATE TABLE "new__library_book"' in on_sqlite and 'DROP TABLE "library_book";' in on_sqlite
     assert 'ALTER TABLE "new__library_book" RENAME TO "library_book";' in on_sqlite
     assert 'ALTER TABLE "library_book" ADD COLUMN "pages" integer DEFAULT 0 NOT NULL;' in on_pg
-    assert 'ALTER TABLE "library_book" ALTER COLUMN "pages" DROP DEFAULT;' in on_pg, "default= is not kept in the database"
+    assert 'ALTER TABLE "library_book" ALTER COLUMN "pages" DROP DEFAULT;' in on_pg, (
+        "default= is not kept in the database"
+    )
     assert "new__" not in on_pg
 
 
@@ -125,10 +133,15 @@ CHANGES = [  # (the new Book, rebuilt on SQLite, rebuilt on PostgreSQL)
     pytest.param(book("pages = models.IntegerField(default=0)"), True, False, id="add-constant-default"),
     pytest.param(book("copies = models.IntegerField(db_default=1)"), True, False, id="add-db-default"),
     pytest.param(BOOK.replace("max_length=200", "max_length=300"), True, False, id="longer-varchar"),
-    pytest.param(BOOK.replace("models.CharField(max_length=200)", "models.CharField(max_length=200, null=True)"),
-                 True, False, id="drop-not-null"),
-    pytest.param(book(meta='indexes = [models.Index(fields=["title"], name="book_title_idx")]'), False, False,
-                 id="add-index"),
+    pytest.param(
+        BOOK.replace("models.CharField(max_length=200)", "models.CharField(max_length=200, null=True)"),
+        True,
+        False,
+        id="drop-not-null",
+    ),
+    pytest.param(
+        book(meta='indexes = [models.Index(fields=["title"], name="book_title_idx")]'), False, False, id="add-index"
+    ),
 ]
 
 
@@ -194,8 +207,11 @@ def test_a_migration_failing_halfway_is_rolled_back_on_both(lab):
     write(lab, "INSERT INTO library_book (title) VALUES ('Book 2')")
     lab.write_file("library/migrations/0002_halfway.py", HALFWAY.format(atomic=True))
     failed = lab.manage("migrate")
-    expected = ("UNIQUE constraint failed: new__library_book.title" if lab.db == "sqlite"
-                else 'could not create unique index "library_book_title_')
+    expected = (
+        "UNIQUE constraint failed: new__library_book.title"
+        if lab.db == "sqlite"
+        else 'could not create unique index "library_book_title_'
+    )
     assert failed.returncode == 1 and expected in error_line(failed)
     assert columns(lab) == ["id", "title"], "the AddField was rolled back with the failed AlterField"
     assert lab.tables() == ["django_migrations", "library_book"]
@@ -212,8 +228,10 @@ def test_atomic_false_leaves_the_first_operation_behind_and_sqlite_its_half_made
     leftovers = ["new__library_book"] if lab.db == "sqlite" else []
     assert lab.tables() == sorted(["django_migrations", "library_book", *leftovers])
     again = lab.manage("migrate")
-    assert again.returncode == 1 and ("duplicate column name: shelf" in again.output
-                                      or 'column "shelf" of relation "library_book" already exists' in again.output)
+    assert again.returncode == 1 and (
+        "duplicate column name: shelf" in again.output
+        or 'column "shelf" of relation "library_book" already exists' in again.output
+    )
 
 
 def test_only_mysql_and_oracle_cannot_roll_back_ddl():
@@ -259,8 +277,9 @@ LOCK_TIMEOUT_TEXT = "django.db.utils.OperationalError: canceling statement due t
 def wait_for_a_lock_wait(pg: Lab, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pg.sql("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND wait_event_type = 'Lock'").rows:
+        if pg.sql(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).rows:
             return
         time.sleep(0.01)
     raise AssertionError("nothing waited for a lock")
@@ -281,7 +300,8 @@ def while_it_waits(pg: Lab, command: str, hold: str, then: str):
                 "SELECT l.locktype, l.mode, l.granted FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE a.datname = current_database() AND a.backend_type = 'client backend' "
                 "AND a.pid <> pg_backend_pid() AND (l.relation = 'library_book'::regclass OR NOT l.granted) "
-                "ORDER BY l.granted DESC, l.mode").rows
+                "ORDER BY l.granted DESC, l.mode"
+            ).rows
             third.execute("SET lock_timeout = '200ms'")
             try:
                 third.execute(then)
@@ -300,8 +320,9 @@ def with_subtitle(pg: Lab) -> None:
 def test_alter_table_waits_behind_an_open_reader_and_new_readers_queue_behind_it(pg):
     start(pg, rows=100)
     with_subtitle(pg)
-    locks, went_through, result = while_it_waits(pg, "migrate", hold="SELECT count(*) FROM library_book",
-                                                 then="SELECT title FROM library_book WHERE id = 1")
+    locks, went_through, result = while_it_waits(
+        pg, "migrate", hold="SELECT count(*) FROM library_book", then="SELECT title FROM library_book WHERE id = 1"
+    )
     assert locks == [("relation", "AccessShareLock", True), ("relation", "AccessExclusiveLock", False)]
     assert not went_through, "a plain read queued behind the waiting ALTER TABLE"
     assert result.ok, "once the reader committed, the migration went through"
@@ -316,10 +337,15 @@ def test_lock_timeout_makes_migrate_fail_fast_and_roll_back(pg, how):
         env = {"PGOPTIONS": "-c lock_timeout=300ms"}
     elif how == "settings OPTIONS":
         with_subtitle(pg)
-        pg.write_file("project/settings.py", pg.read_file("project/settings.py") +
-                      '\nDATABASES["default"]["OPTIONS"] = {"options": "-c lock_timeout=300ms"}\n')
+        pg.write_file(
+            "project/settings.py",
+            pg.read_file("project/settings.py")
+            + '\nDATABASES["default"]["OPTIONS"] = {"options": "-c lock_timeout=300ms"}\n',
+        )
     else:
-        pg.write_file("library/migrations/0002_book_subtitle.py", """
+        pg.write_file(
+            "library/migrations/0002_book_subtitle.py",
+            """
 from django.db import migrations
 
 
@@ -327,7 +353,8 @@ class Migration(migrations.Migration):
     dependencies = [("library", "0001_initial")]
     operations = [migrations.RunSQL(["SET LOCAL lock_timeout = '300ms'",
                                      'ALTER TABLE "library_book" ADD COLUMN "subtitle" text NULL'])]
-""")
+""",
+        )
     with pg.connect() as second, second.transaction():
         second.execute("SELECT count(*) FROM library_book")
         begun = time.monotonic()
@@ -343,8 +370,10 @@ def test_sqlite_a_reader_of_any_table_locks_the_file_until_the_busy_timeout(lab_
     lab = start(Lab("busy", root=lab_root))
     lab.write_models("library", book("subtitle = models.CharField(max_length=200, null=True)"))
     lab.manage("makemigrations library").check()
-    lab.write_file("project/settings.py", lab.read_file("project/settings.py") +
-                   '\nDATABASES["default"]["OPTIONS"] = {"timeout": 0.2}\n')
+    lab.write_file(
+        "project/settings.py",
+        lab.read_file("project/settings.py") + '\nDATABASES["default"]["OPTIONS"] = {"timeout": 0.2}\n',
+    )
     second = lab.connect()
     second.execute("BEGIN")
     second.execute("SELECT count(*) FROM django_migrations").fetchall()  # not even the migrated table
@@ -354,7 +383,8 @@ def test_sqlite_a_reader_of_any_table_locks_the_file_until_the_busy_timeout(lab_
     second.rollback()
     second.close()
     assert locked.returncode == 1 and repr(locked).endswith(
-        "django.db.utils.OperationalError: database is locked\n[exit status 1]")
+        "django.db.utils.OperationalError: database is locked\n[exit status 1]"
+    )
     assert waited < 5, "the 0.2 s from OPTIONS, not Python's default of 5 s"
     assert columns(lab) == ["id", "title"]
     assert lab.manage("migrate").ok
@@ -365,24 +395,29 @@ def test_django_leaves_sqlites_busy_timeout_to_python_unless_options_set_it(lab_
     lab = Lab("params", root=lab_root)
     show = "from django.db import connection\nprint(sorted(connection.get_connection_params()))"
     assert "'timeout'" not in lab.shell(show).check().stdout
-    lab.write_file("project/settings.py", lab.read_file("project/settings.py") +
-                   '\nDATABASES["default"]["OPTIONS"] = {"timeout": 0.2}\n')
+    lab.write_file(
+        "project/settings.py",
+        lab.read_file("project/settings.py") + '\nDATABASES["default"]["OPTIONS"] = {"timeout": 0.2}\n',
+    )
     assert "'timeout'" in lab.shell(show).check().stdout
 
 
 # ------------------------------------------------------------------ a required column on a big table
 
-LOCKS_HELD = '''
+LOCKS_HELD = """
 def locks_held(schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT string_agg(mode, ', ' ORDER BY mode) FROM pg_locks "
                        "WHERE pid = pg_backend_pid() AND relation = 'library_book'::regclass")
         print(f"[locks: {cursor.fetchone()[0]}]", end="")
-'''
-ONE_STEP = """
+"""
+ONE_STEP = (
+    """
 from django.db import migrations, models
 from django.db.models.functions import Lower
-""" + LOCKS_HELD + """
+"""
+    + LOCKS_HELD
+    + """
 
 def fill(apps, schema_editor):
     apps.get_model("library", "Book").objects.update(sort_title=Lower("title"))
@@ -397,6 +432,7 @@ class Migration(migrations.Migration):
         migrations.RunPython(fill, migrations.RunPython.noop),
     ]
 """
+)
 EXPAND = """
 from django.db import migrations, models
 
@@ -405,11 +441,14 @@ class Migration(migrations.Migration):
     dependencies = [("library", "0001_initial")]
     operations = [migrations.AddField("book", "sort_title", models.CharField(max_length=200, null=True))]
 """
-BACKFILL = """
+BACKFILL = (
+    """
 from django.db import migrations, transaction
 from django.db.models import Max
 from django.db.models.functions import Lower
-""" + LOCKS_HELD + """
+"""
+    + LOCKS_HELD
+    + """
 
 def fill(apps, schema_editor):
     Book = apps.get_model("library", "Book")
@@ -425,6 +464,7 @@ class Migration(migrations.Migration):
     dependencies = [("library", "0002_sort_title_nullable")]
     operations = [migrations.RunPython(fill, migrations.RunPython.noop)]
 """
+)
 
 
 def test_the_one_step_fill_runs_under_access_exclusive_and_the_batched_backfill_does_not(pg):
@@ -439,8 +479,9 @@ def test_the_one_step_fill_runs_under_access_exclusive_and_the_batched_backfill_
     pg.write_file("library/migrations/0002_sort_title_nullable.py", EXPAND)
     pg.write_file("library/migrations/0003_backfill.py", BACKFILL)
     backfill = pg.manage("migrate").check()
-    assert re.findall(r"\[locks: ([\w, ]+)\]", backfill.stdout) == ["RowExclusiveLock"] * 5, \
+    assert re.findall(r"\[locks: ([\w, ]+)\]", backfill.stdout) == ["RowExclusiveLock"] * 5, (
         "each batch is a transaction of its own that holds only RowExclusiveLock"
+    )
     assert pg.sql("SELECT count(*) FROM library_book WHERE sort_title = lower(title)").rows == [(5000,)]
     # The backfill fills only NULLs, so running it again after an interruption is safe.
     write(pg, "UPDATE library_book SET sort_title = NULL WHERE id > 4500")
@@ -507,32 +548,51 @@ OLD_INSERT = "INSERT INTO library_book (title) VALUES ('from old code')"
 
 def test_db_default_stays_in_the_database_and_serves_old_code_default_does_not(lab):
     start(lab, rows=3)
-    lab.write_models("library", book('format = models.CharField(max_length=20, default="paperback")',
-                                     'language = models.CharField(max_length=10, db_default="en")'))
+    lab.write_models(
+        "library",
+        book(
+            'format = models.CharField(max_length=20, default="paperback")',
+            'language = models.CharField(max_length=10, db_default="en")',
+        ),
+    )
     lab.manage("makemigrations library").check()
     lab.manage("migrate").check()
     if lab.db == "postgresql":
-        defaults = dict(lab.sql("SELECT column_name, column_default FROM information_schema.columns "
-                                "WHERE table_name = 'library_book'").rows)
+        defaults = dict(
+            lab.sql(
+                "SELECT column_name, column_default FROM information_schema.columns WHERE table_name = 'library_book'"
+            ).rows
+        )
     else:
         defaults = {r[1]: r[4] for r in lab.sql('PRAGMA table_info("library_book")')}
     assert defaults["format"] is None and defaults["language"] in ("'en'", "'en'::character varying")
-    with pytest.raises(Exception, match=r'NOT NULL constraint failed: library_book\.format|null value in column "format"'):
+    with pytest.raises(
+        Exception, match=r'NOT NULL constraint failed: library_book\.format|null value in column "format"'
+    ):
         write(lab, OLD_INSERT)
-    assert lab.sql("SELECT DISTINCT format, language FROM library_book").rows == [("paperback", "en")], \
+    assert lab.sql("SELECT DISTINCT format, language FROM library_book").rows == [("paperback", "en")], (
         "the existing rows got both values"
+    )
 
-    lab.write_models("library", book('format = models.CharField(max_length=20, db_default="paperback")',
-                                     'language = models.CharField(max_length=10, db_default="en")'))
+    lab.write_models(
+        "library",
+        book(
+            'format = models.CharField(max_length=20, db_default="paperback")',
+            'language = models.CharField(max_length=10, db_default="en")',
+        ),
+    )
     lab.manage("makemigrations library --name format_db_default").check()
     if lab.db == "postgresql":
-        assert ('ALTER TABLE "library_book" ALTER COLUMN "format" SET DEFAULT \'paperback\';'
-                in lab.manage("sqlmigrate library 0003").stdout)
+        assert (
+            'ALTER TABLE "library_book" ALTER COLUMN "format" SET DEFAULT \'paperback\';'
+            in lab.manage("sqlmigrate library 0003").stdout
+        )
     rebuilt = rebuilt_by_migrate(lab)
     assert rebuilt is (lab.db == "sqlite"), "on PostgreSQL a new default only changes the catalogue"
     write(lab, OLD_INSERT)
     assert lab.sql("SELECT format, language FROM library_book WHERE title = 'from old code'").rows == [
-        ("paperback", "en")]
+        ("paperback", "en")
+    ]
 
 
 # ------------------------------------------------------------------ indexes
@@ -557,13 +617,18 @@ def test_add_index_concurrently_needs_a_non_atomic_migration(pg):
     refused = pg.manage("migrate")
     assert refused.returncode == 1 and repr(refused).endswith(
         "django.db.utils.NotSupportedError: The AddIndexConcurrently operation cannot be executed inside a "
-        "transaction (set atomic = False on the migration).\n[exit status 1]")
+        "transaction (set atomic = False on the migration).\n[exit status 1]"
+    )
     pg.write_file("library/migrations/0002_title_index.py", CONCURRENT.format(atomic=False))
-    assert pg.manage("sqlmigrate library 0002").stdout.strip().endswith(
-        'CREATE INDEX CONCURRENTLY "book_title_idx" ON "library_book" ("title");')
+    assert (
+        pg.manage("sqlmigrate library 0002")
+        .stdout.strip()
+        .endswith('CREATE INDEX CONCURRENTLY "book_title_idx" ON "library_book" ("title");')
+    )
     pg.manage("migrate").check()
     assert "book_title_idx" in pg.sql("SELECT indexname FROM pg_indexes WHERE tablename = 'library_book'").column(
-        "indexname")
+        "indexname"
+    )
     assert pg.manage("makemigrations --check").ok, "the model's Meta.indexes and the migration agree"
 
 
@@ -576,11 +641,17 @@ def test_a_plain_index_build_blocks_writers_and_a_concurrent_one_does_not(pg, co
     else:
         pg.manage("makemigrations library --name title_index").check()
     locks, went_through, result = while_it_waits(
-        pg, "migrate", hold="UPDATE library_book SET title = 'first' WHERE id = 1",
-        then="UPDATE library_book SET title = 'second' WHERE id = 2")
+        pg,
+        "migrate",
+        hold="UPDATE library_book SET title = 'first' WHERE id = 1",
+        then="UPDATE library_book SET title = 'second' WHERE id = 2",
+    )
     if concurrently:
-        assert locks == [("relation", "RowExclusiveLock", True), ("relation", "ShareUpdateExclusiveLock", True),
-                         ("virtualxid", "ShareLock", False)]
+        assert locks == [
+            ("relation", "RowExclusiveLock", True),
+            ("relation", "ShareUpdateExclusiveLock", True),
+            ("virtualxid", "ShareLock", False),
+        ]
     else:
         assert locks == [("relation", "RowExclusiveLock", True), ("relation", "ShareLock", False)]
     assert went_through is concurrently
@@ -595,8 +666,9 @@ def test_a_failed_concurrent_build_leaves_an_invalid_index(pg):
         second.execute("UPDATE library_book SET title = 'first' WHERE id = 1")
         failed = pg.manage("migrate", env={"PGOPTIONS": "-c lock_timeout=300ms"})
     assert failed.returncode == 1 and LOCK_TIMEOUT_TEXT in failed.output
-    assert pg.sql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                  "WHERE c.relname = 'book_title_idx'").rows == [(False,)]
+    assert pg.sql(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'book_title_idx'"
+    ).rows == [(False,)]
 
 
 def test_add_index_concurrently_does_not_work_on_sqlite(lab_root):
@@ -639,8 +711,10 @@ def test_runsql_without_reverse_sql_is_irreversible_and_with_it_migrates_back(la
     one_way = lab.manage("migrate library 0001")
     assert one_way.returncode == 1 and "IrreversibleError" in one_way.output and "is not reversible" in one_way.output
     assert columns(lab) == ["id", "title", "notes"]
-    lab.write_file("library/migrations/0002_book_notes.py",
-                   NOTES.format(reverse=repr('ALTER TABLE "library_book" DROP COLUMN "notes"'), state=STATE))
+    lab.write_file(
+        "library/migrations/0002_book_notes.py",
+        NOTES.format(reverse=repr('ALTER TABLE "library_book" DROP COLUMN "notes"'), state=STATE),
+    )
     lab.manage("migrate library 0001").check()
     assert columns(lab) == ["id", "title"]
 
@@ -731,8 +805,11 @@ def test_a_field_removed_over_two_deploys_keeps_old_and_new_code_working_in_betw
     import psycopg
 
     with_pages(start(pg, rows=3))
-    old_read = pg.shell("from library.models import Book\nprint(Book.objects.filter(pk=1).only('pages').query)"
-                        ).check().stdout.strip()
+    old_read = (
+        pg.shell("from library.models import Book\nprint(Book.objects.filter(pk=1).only('pages').query)")
+        .check()
+        .stdout.strip()
+    )
     assert '"library_book"."pages"' in old_read
 
     pg.write_models("library", BOOK)
@@ -754,18 +831,23 @@ def test_a_field_removed_over_two_deploys_keeps_old_and_new_code_working_in_betw
     pg.manage("migrate").check()
     checked = pg.manage("migrate --check")
     assert checked.ok and checked.output == ""
-    with pytest.raises(psycopg.errors.UndefinedColumn, match="column library_book.pages does not exist"):
-        with pg.connect() as con:
-            con.execute(old_read)
+    with (
+        pytest.raises(psycopg.errors.UndefinedColumn, match=re.escape("column library_book.pages does not exist")),
+        pg.connect() as con,
+    ):
+        con.execute(old_read)
     pg.manage("migrate library 0003").check()
     assert columns(pg) == ["id", "title", "pages"], "deploy 2 can be undone (the values are gone, the column is back)"
 
 
 # ------------------------------------------------------------------ the linter
 
+
 def linted(lab: Lab) -> dict[str, list[str]]:
-    lab.write_file("project/settings.py", lab.read_file("project/settings.py") +
-                   '\nINSTALLED_APPS += ["django_migration_linter"]\n')
+    lab.write_file(
+        "project/settings.py",
+        lab.read_file("project/settings.py") + '\nINSTALLED_APPS += ["django_migration_linter"]\n',
+    )
     out = lab.manage("lintmigrations --no-cache").stdout
     found: dict[str, list[str]] = {}
     current = None
@@ -783,34 +865,52 @@ def test_the_linter_runs_with_this_django_and_flags_what_the_lesson_says(pg):
     start(pg)
     steps = [
         ("pages_default", book("pages = models.IntegerField(default=0)")),
-        ("language_db_default", book("pages = models.IntegerField(default=0)",
-                                     'language = models.CharField(max_length=10, db_default="en")')),
-        ("both_kinds", book("pages = models.IntegerField(default=0)",
-                            'language = models.CharField(max_length=10, db_default="en")',
-                            'format = models.CharField(max_length=20, default="paperback")',
-                            'shelf = models.CharField(max_length=20, db_default="A")')),
-        ("title_index", book("pages = models.IntegerField(default=0)",
-                             'language = models.CharField(max_length=10, db_default="en")',
-                             'format = models.CharField(max_length=20, default="paperback")',
-                             'shelf = models.CharField(max_length=20, db_default="A")',
-                             meta='indexes = [models.Index(fields=["title"], name="book_title_idx")]')),
+        (
+            "language_db_default",
+            book(
+                "pages = models.IntegerField(default=0)", 'language = models.CharField(max_length=10, db_default="en")'
+            ),
+        ),
+        (
+            "both_kinds",
+            book(
+                "pages = models.IntegerField(default=0)",
+                'language = models.CharField(max_length=10, db_default="en")',
+                'format = models.CharField(max_length=20, default="paperback")',
+                'shelf = models.CharField(max_length=20, db_default="A")',
+            ),
+        ),
+        (
+            "title_index",
+            book(
+                "pages = models.IntegerField(default=0)",
+                'language = models.CharField(max_length=10, db_default="en")',
+                'format = models.CharField(max_length=20, default="paperback")',
+                'shelf = models.CharField(max_length=20, db_default="A")',
+                meta='indexes = [models.Index(fields=["title"], name="book_title_idx")]',
+            ),
+        ),
     ]
     for name, models in steps:
         pg.write_models("library", models)
         pg.manage(f"makemigrations library --name {name}").check()
-    pg.write_file("library/migrations/0006_irreversible_sql.py", """
+    pg.write_file(
+        "library/migrations/0006_irreversible_sql.py",
+        """
 from django.db import migrations
 
 
 class Migration(migrations.Migration):
     dependencies = [("library", "0005_title_index")]
     operations = [migrations.RunSQL("SELECT 1")]
-""")
+""",
+    )
     found = linted(pg)
     assert found["library.0002_pages_default"] == ["ERR", "NOT NULL constraint on columns"]
     assert found["library.0003_language_db_default"] == ["OK"], "db_default keeps a DEFAULT: not flagged"
-    assert found["library.0004_both_kinds"] == ["OK"], \
+    assert found["library.0004_both_kinds"] == ["OK"], (
         "a default= column next to a later db_default one in the same migration is missed"
+    )
     assert found["library.0005_title_index"] == ["WARNING", "CREATE INDEX locks table"]
     assert found["library.0006_irreversible_sql"] == ["WARNING", "RunSQL data migration is not reversible"]
 
@@ -820,7 +920,9 @@ def test_the_linter_flags_dropped_columns_renamed_tables_and_type_changes_not_co
     pg.write_models("library", book("pages = models.BigIntegerField(default=0)"))
     pg.manage("makemigrations library --name pages_bigint").check()
     pg.write_file("library/migrations/0004_drop_pages.py", DROP_PAGES.replace("0003_forget_pages", "0003_pages_bigint"))
-    pg.write_file("library/migrations/0005_rename.py", """
+    pg.write_file(
+        "library/migrations/0005_rename.py",
+        """
 from django.db import migrations
 
 
@@ -828,18 +930,23 @@ class Migration(migrations.Migration):
     dependencies = [("library", "0004_drop_pages")]
     operations = [migrations.RunSQL('ALTER TABLE "library_book" RENAME TO "library_volume"',
                                     reverse_sql='ALTER TABLE "library_volume" RENAME TO "library_book"')]
-""")
-    pg.write_file("library/migrations/0006_concurrent.py",
-                  CONCURRENT.format(atomic=False).replace('"0001_initial"', '"0005_rename"'))
+""",
+    )
+    pg.write_file(
+        "library/migrations/0006_concurrent.py",
+        CONCURRENT.format(atomic=False).replace('"0001_initial"', '"0005_rename"'),
+    )
     found = linted(pg)
     assert found["library.0003_pages_bigint"][0] == "ERR" and found["library.0003_pages_bigint"][1].startswith(
-        "ALTERING columns (Could be backward compatible.")
+        "ALTERING columns (Could be backward compatible."
+    )
     assert found["library.0004_drop_pages"][0] == "ERR" and "DROPPING columns" in found["library.0004_drop_pages"][1]
     assert found["library.0005_rename"][:2] == ["ERR", "RENAMING tables (table: library_book)"]
     assert found["library.0006_concurrent"] == ["OK"]
 
 
 # ------------------------------------------------------------------ the lesson itself
+
 
 def test_every_timing_the_lesson_prints_is_hidden_by_the_sanitizer():
     patterns = get_sanitize_patterns(SANITIZE.read_text())
@@ -860,9 +967,11 @@ def stream_text(cell) -> str:
 
 
 ANSWERS = [  # for each practice cell, in order: (the untouched text, a right answer)
-    [('"title: max_length 200 -> 300": None', '"title: max_length 200 -> 300": False'),
-     ('"pages: IntegerField -> BigIntegerField": None', '"pages: IntegerField -> BigIntegerField": True'),
-     ('"an index on title": None', '"an index on title": False')],
+    [
+        ('"title: max_length 200 -> 300": None', '"title: max_length 200 -> 300": False'),
+        ('"pages: IntegerField -> BigIntegerField": None', '"pages: IntegerField -> BigIntegerField": True'),
+        ('"an index on title": None', '"an index on title": False'),
+    ],
     [("fail_fast = None", 'fail_fast = {"PGOPTIONS": "-c lock_timeout=300ms"}')],
     [("atomic = True   # ✏️", "atomic = False   #")],
     [("reverse_sql = None", """reverse_sql = 'ALTER TABLE "library_book" DROP COLUMN "notes"'""")],
@@ -878,27 +987,39 @@ def test_every_practice_cell_answered_correctly_ticks_and_the_lesson_runs_on(tmp
         for untouched, answer in edits:
             assert cell.source.count(untouched) == 1, untouched
             cell.source = cell.source.replace(untouched, answer)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(LESSON.parent)}}).execute()  # raises if a cell fails
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(LESSON.parent)}}
+    ).execute()  # raises if a cell fails
     for i, cell in enumerate(practice):
         out = stream_text(cell)
         assert "✓ " in out and "Not yet" not in out, f"practice cell {i}:\n{out}"
-    assert not any("Not done above yet" in stream_text(c) for c in nb.cells if c.cell_type == "code"), \
+    assert not any("Not done above yet" in stream_text(c) for c in nb.cells if c.cell_type == "code"), (
         "a catch-up cell redid what the learner had already done"
+    )
     linted_cell = next(c for c in nb.cells if "lintmigrations" in c.source and c.cell_type == "code")
-    assert "RunSQL data migration is not reversible" not in linted_cell.outputs[0]["data"]["text/plain"], \
+    assert "RunSQL data migration is not reversible" not in linted_cell.outputs[0]["data"]["text/plain"], (
         "with its reverse_sql, 0015 is no longer flagged"
+    )
 
 
 def test_the_lesson_states_what_these_tests_pin():
     text = "\n".join(c.source for c in nbformat.read(LESSON, as_version=4).cells if c.cell_type == "markdown")
     for claim in [
-        r"Since PostgreSQL 11 a constant default", r"`relfilenode`", r"`rootpage`",
-        r"MySQL and Oracle commit every schema statement", r"`new__library_book`,? behind",
-        r"unless it asks for one with `atomic=True`", r"`ACCESS EXCLUSIVE`", r"Python's default is 5",
-        r'"options": "-c lock_timeout=5s"', r"`SET NOT NULL` reads every row once to check it but rewrites nothing",
-        r"on SQLite\s+`AddIndexConcurrently` does not work at all", r"leaves an invalid index behind",
-        r"Django does not read SQL", r"without copying a row", r"`migrate --check`",
+        r"Since PostgreSQL 11 a constant default",
+        r"`relfilenode`",
+        r"`rootpage`",
+        r"MySQL and Oracle commit every schema statement",
+        r"`new__library_book`,? behind",
+        r"unless it asks for one with `atomic=True`",
+        r"`ACCESS EXCLUSIVE`",
+        r"Python's default is 5",
+        r'"options": "-c lock_timeout=5s"',
+        r"`SET NOT NULL` reads every row once to check it but rewrites nothing",
+        r"on SQLite\s+`AddIndexConcurrently` does not work at all",
+        r"leaves an invalid index behind",
+        r"Django does not read SQL",
+        r"without copying a row",
+        r"`migrate --check`",
         r"hid the dropped default of `format`",
     ]:
         assert re.search(claim, text), claim

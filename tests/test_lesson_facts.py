@@ -87,6 +87,7 @@ def test_makemigrations_compares_with_the_files_not_the_database(lab):
 
 # ------------------------------------------------------------------ lesson 03: the graph
 
+
 def applied_order(result) -> list[str]:
     return re.findall(r"Applying (\S+)\.\.\. OK", result.stdout)
 
@@ -115,15 +116,19 @@ def test_names_only_break_ties_the_dependencies_leave_open(lab, first, second):
     start(lab)
     for name in (first, second):
         lab.write_file(f"library/migrations/{name}.py", EMPTY.format(deps='("library", "0001_initial")'))
-    lab.write_file("library/migrations/0003_merge.py",
-                   EMPTY.format(deps=f'("library", "{first}"), ("library", "{second}")'))
+    lab.write_file(
+        "library/migrations/0003_merge.py", EMPTY.format(deps=f'("library", "{first}"), ("library", "{second}")')
+    )
     assert applied_order(lab.manage("migrate")) == [f"library.{second}", f"library.{first}", "library.0003_merge"]
 
 
-GRAPH_LIBRARY = BOOK + """
+GRAPH_LIBRARY = (
+    BOOK
+    + """
 class Branch(models.Model):
     name = models.CharField(max_length=100)
 """
+)
 GRAPH_LOANS = """
 from library.models import Book, Branch
 
@@ -137,8 +142,11 @@ class Loan(models.Model):
 def test_migrating_an_app_back_first_unapplies_its_dependants_in_other_apps(lab):
     """Lesson 3: migrate library 0001 unapplies loans.0002 (it needs library.0002) and keeps loans.0001."""
     lab.write_models("library", BOOK)
-    lab.write_models("loans", "from library.models import Book\n\n\nclass Loan(models.Model):\n"
-                              "    book = models.ForeignKey(Book, on_delete=models.CASCADE)\n")
+    lab.write_models(
+        "loans",
+        "from library.models import Book\n\n\nclass Loan(models.Model):\n"
+        "    book = models.ForeignKey(Book, on_delete=models.CASCADE)\n",
+    )
     lab.manage("makemigrations").check()
     lab.write_models("library", GRAPH_LIBRARY)
     lab.write_models("loans", GRAPH_LOANS)
@@ -163,8 +171,10 @@ def test_run_before_adds_an_arrow_from_the_migration_that_declares_it(lab):
     lab.write_file("loans/migrations/0002_move.py", mine)
     plan = migration_graph(lab).plan
     assert plan.index(("library", "0002_close")) < plan.index(("loans", "0002_move")), "library sorts first"
-    lab.write_file("loans/migrations/0002_move.py", mine.replace(
-        "    operations = []", '    run_before = [("library", "0002_close")]\n    operations = []'))
+    lab.write_file(
+        "loans/migrations/0002_move.py",
+        mine.replace("    operations = []", '    run_before = [("library", "0002_close")]\n    operations = []'),
+    )
     graph = migration_graph(lab)
     assert (("loans", "0002_move"), ("library", "0002_close")) in graph.edges
     assert graph.plan.index(("loans", "0002_move")) < graph.plan.index(("library", "0002_close"))
@@ -188,8 +198,11 @@ def test_swappable_dependency_points_at_the_first_migration_of_the_user_models_a
 
     settings = lab.read_file("project/settings.py") + AUTH_APPS
     lab.write_file("project/settings.py", settings)
-    lab.write_models("loans", "from django.conf import settings\n\n\nclass Loan(models.Model):\n"
-                              "    borrower = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n")
+    lab.write_models(
+        "loans",
+        "from django.conf import settings\n\n\nclass Loan(models.Model):\n"
+        "    borrower = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n",
+    )
     lab.manage("makemigrations loans").check()
     text = lab.show_migration("loans", "0001")
     assert "migrations.swappable_dependency(settings.AUTH_USER_MODEL)," in text
@@ -207,12 +220,19 @@ def test_swappable_dependency_points_at_the_first_migration_of_the_user_models_a
 def test_a_cycle_error_names_the_migrations_on_the_loop(lab):
     """Lesson 3 prints Django's message; its order comes from a set, so only the names are pinned."""
     start(lab)
-    lab.write_models("loans", "from library.models import Book\n\n\nclass Loan(models.Model):\n"
-                              "    book = models.ForeignKey(Book, on_delete=models.CASCADE)\n")
+    lab.write_models(
+        "loans",
+        "from library.models import Book\n\n\nclass Loan(models.Model):\n"
+        "    book = models.ForeignKey(Book, on_delete=models.CASCADE)\n",
+    )
     lab.manage("makemigrations loans").check()
     path = "library/migrations/0001_initial.py"
-    lab.write_file(path, lab.read_file(path).replace("dependencies = [\n    ]",
-                                                     "dependencies = [\n        ('loans', '0001_initial'),\n    ]"))
+    lab.write_file(
+        path,
+        lab.read_file(path).replace(
+            "dependencies = [\n    ]", "dependencies = [\n        ('loans', '0001_initial'),\n    ]"
+        ),
+    )
     failed = lab.manage("migrate")
     head, _, names = last_line(failed).partition(": ")
     assert failed.returncode == 1 and head == "django.db.migrations.exceptions.CircularDependencyError"
@@ -221,7 +241,7 @@ def test_a_cycle_error_names_the_migrations_on_the_loop(lab):
 
 # ------------------------------------------------------------------ lesson 04: RunPython
 
-FILL = '''
+FILL = """
 import sys
 
 from django.db import migrations
@@ -243,7 +263,7 @@ def clear(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("library", "0002_book_slug")]
     operations = [migrations.RunPython(fill, {reverse})]
-'''
+"""
 
 
 def with_slug_migration(lab, reverse: str = "clear"):
@@ -277,8 +297,12 @@ def test_makemigrations_empty_writes_a_wired_up_migration_with_no_operations(lab
 
 def test_apps_get_model_is_the_historical_model_while_models_py_is_todays(lab):
     with_slug_migration(lab)
-    lab.write_models("library", book_with('slug = models.SlugField(max_length=200, default="")',
-                                          "pages = models.PositiveIntegerField(default=0)"))
+    lab.write_models(
+        "library",
+        book_with(
+            'slug = models.SlugField(max_length=200, default="")', "pages = models.PositiveIntegerField(default=0)"
+        ),
+    )
     lab.manage("makemigrations library --name book_pages").check()
     lab.manage("migrate library zero").check()
     assert lab.tables() == ["django_migrations"], "migrate app zero leaves no table of the app"
@@ -289,7 +313,8 @@ def test_apps_get_model_is_the_historical_model_while_models_py_is_todays(lab):
     # The same data migration importing models.py breaks on a fresh database.
     lab.manage("migrate library zero").check()
     bad = FILL.replace("{reverse}", "migrations.RunPython.noop").replace(
-        'Book = apps.get_model("library", "Book")', "from library.models import Book")
+        'Book = apps.get_model("library", "Book")', "from library.models import Book"
+    )
     lab.write_file("library/migrations/0003_fill.py", bad)
     broken = lab.manage("migrate")
     assert broken.returncode == 1
@@ -329,8 +354,12 @@ PEEK = peek_migration(
 def test_historical_model_lacks_later_fields_and_custom_methods_unlike_the_global_registry(lab):
     start(lab)
     lab.write_file("library/migrations/0002_peek.py", PEEK)
-    lab.write_models("library", book_with("pages = models.PositiveIntegerField(default=0)",
-                                          "def shout(self):", "    return self.title.upper()"))
+    lab.write_models(
+        "library",
+        book_with(
+            "pages = models.PositiveIntegerField(default=0)", "def shout(self):", "    return self.title.upper()"
+        ),
+    )
     lab.manage("makemigrations library --name book_pages").check()
     done = lab.manage("migrate")
     assert done.ok, done
@@ -397,7 +426,7 @@ def test_historical_models_have_only_the_managers_marked_use_in_migrations(lab):
     assert "objects: ShelfManager True" in done.stderr and "everyday: False" in done.stderr
 
 
-COUNT_LOANS = '''
+COUNT_LOANS = """
 from django.db import migrations
 
 
@@ -409,28 +438,36 @@ def count_loans(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [{dependencies}]
     operations = [migrations.RunPython(count_loans, migrations.RunPython.noop)]
-'''
+"""
 
 
 def test_a_data_migration_using_another_apps_model_needs_a_dependency_on_that_app(lab):
     lab.write_models("library", BOOK)
-    lab.write_models("loans", "from library.models import Book\n\n\nclass Loan(models.Model):\n"
-                              "    book = models.ForeignKey(Book, on_delete=models.CASCADE)\n")
+    lab.write_models(
+        "loans",
+        "from library.models import Book\n\n\nclass Loan(models.Model):\n"
+        "    book = models.ForeignKey(Book, on_delete=models.CASCADE)\n",
+    )
     lab.manage("makemigrations").check()
-    lab.write_file("library/migrations/0002_count_loans.py",
-                   COUNT_LOANS.format(dependencies='("library", "0001_initial")'))
+    lab.write_file(
+        "library/migrations/0002_count_loans.py", COUNT_LOANS.format(dependencies='("library", "0001_initial")')
+    )
     failed = lab.manage("migrate")
     assert failed.returncode == 1 and last_line(failed) == "LookupError: No installed app with label 'loans'."
     assert "loans_loan" not in lab.tables(), "library sorts first: loans had not run yet"
-    lab.write_file("library/migrations/0002_count_loans.py",
-                   COUNT_LOANS.format(dependencies='("library", "0001_initial"), ("loans", "0001_initial")'))
+    lab.write_file(
+        "library/migrations/0002_count_loans.py",
+        COUNT_LOANS.format(dependencies='("library", "0001_initial"), ("loans", "0001_initial")'),
+    )
     fixed = lab.manage("migrate")
     assert fixed.ok and re.findall(r"Applying (\S+)\.\.\. OK", fixed.stdout) == [
-        "loans.0001_initial", "library.0002_count_loans"]
-
+        "loans.0001_initial",
+        "library.0002_count_loans",
+    ]
 
 
 # ------------------------------------------------------------ lesson 05: escape hatches
+
 
 def test_sqlmigrate_prints_sql_and_changes_nothing(lab):
     start(lab, "Middlemarch")
@@ -442,13 +479,17 @@ def test_sqlmigrate_prints_sql_and_changes_nothing(lab):
     assert [n for _, n in lab.applied()] == ["0001_initial"]
 
 
-@pytest.mark.parametrize("field, in_place", [
-    ("models.CharField(max_length=200, null=True)", True),
-    ("models.CharField(max_length=200, blank=True)", False),
-    ("models.CharField(max_length=200, null=True, default='x')", False),
-    ("models.PositiveIntegerField(null=True)", True),
-    ("models.PositiveIntegerField(db_default=1)", False),
-], ids=["nullable", "blank-not-null", "nullable-with-default", "nullable-number", "db-default"])
+@pytest.mark.parametrize(
+    "field, in_place",
+    [
+        ("models.CharField(max_length=200, null=True)", True),
+        ("models.CharField(max_length=200, blank=True)", False),
+        ("models.CharField(max_length=200, null=True, default='x')", False),
+        ("models.PositiveIntegerField(null=True)", True),
+        ("models.PositiveIntegerField(db_default=1)", False),
+    ],
+    ids=["nullable", "blank-not-null", "nullable-with-default", "nullable-number", "db-default"],
+)
 def test_sqlite_adds_only_a_nullable_column_without_default_in_place(lab, field, in_place):
     """Lesson 5: only some new columns need SQLite's table rebuild; a plain ALTER TABLE adds the others."""
     start(lab)
@@ -479,12 +520,12 @@ def test_fake_records_without_running_sql_and_fake_backwards_removes_the_record(
     assert column_names(lab, "library_book") == ["id", "title", "subtitle"]
 
 
-LOAN_TABLE = '''
+LOAN_TABLE = """
 from django.db import connection
 with connection.cursor() as cursor:
     cursor.execute("CREATE TABLE loans_loan (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, {columns})")
     cursor.execute("INSERT INTO loans_loan (borrower) VALUES (%s)", ["Ada"])
-'''
+"""
 LOAN = """
 class Loan(models.Model):
     borrower = models.CharField(max_length=100)
@@ -492,10 +533,13 @@ class Loan(models.Model):
 """
 
 
-@pytest.mark.parametrize("columns, label", [
-    ("borrower varchar(100) NOT NULL, due date NULL", "matching columns"),
-    ("borrower varchar(100) NOT NULL", "a column missing: still faked, names only are checked"),
-])
+@pytest.mark.parametrize(
+    "columns, label",
+    [
+        ("borrower varchar(100) NOT NULL, due date NULL", "matching columns"),
+        ("borrower varchar(100) NOT NULL", "a column missing: still faked, names only are checked"),
+    ],
+)
 def test_fake_initial_adopts_existing_tables_by_name(lab, columns, label):
     lab.shell(LOAN_TABLE.format(columns=columns)).check()
     lab.write_models("loans", LOAN)
@@ -506,7 +550,7 @@ def test_fake_initial_adopts_existing_tables_by_name(lab, columns, label):
     assert lab.applied().rows == [("loans", "0001_initial")]
 
 
-HAND_WRITTEN_FIRST = '''
+HAND_WRITTEN_FIRST = """
 from django.db import migrations, models
 
 
@@ -524,14 +568,18 @@ class Migration(migrations.Migration):
             ],
         ),
     ]
-'''
+"""
 
 
-@pytest.mark.parametrize("initial, faked", [
-    ("", True),
-    ("    initial = True\n", True),
-    ("    initial = False\n", False),
-], ids=["no-initial-line", "initial-true", "initial-false"])
+@pytest.mark.parametrize(
+    "initial, faked",
+    [
+        ("", True),
+        ("    initial = True\n", True),
+        ("    initial = False\n", False),
+    ],
+    ids=["no-initial-line", "initial-true", "initial-false"],
+)
 def test_fake_initial_also_treats_a_first_migration_without_the_flag_as_initial(lab, initial, faked):
     """Lesson 5: no `initial` line and no dependency in its own app counts as initial; False opts out."""
     lab.shell(LOAN_TABLE.format(columns="borrower varchar(100) NOT NULL, due date NULL")).check()
@@ -573,25 +621,32 @@ def test_makemigrations_splits_a_foreign_key_cycle_into_two_initial_migrations(l
     assert "('loans', '0001_initial')" in second and "migrations.AddField(" in second
 
 
-@pytest.mark.parametrize("last_loan_column, outcome", [
-    ("", "OK"),
-    (", last_loan_id bigint NULL", "FAKED"),
-], ids=["column-missing", "column-there"])
+@pytest.mark.parametrize(
+    "last_loan_column, outcome",
+    [
+        ("", "OK"),
+        (", last_loan_id bigint NULL", "FAKED"),
+    ],
+    ids=["column-missing", "column-there"],
+)
 def test_fake_initial_checks_addfield_columns_by_name_never_types(lab, last_loan_column, outcome):
     """Lesson 5: CreateModel tables and AddField columns must exist; types and NULL are not compared."""
     two_apps_pointing_at_each_other(lab)
-    lab.shell(f'''
+    lab.shell(f"""
 from django.db import connection
 with connection.cursor() as cursor:
     cursor.execute("CREATE TABLE library_book (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
                    "title varchar(200) NOT NULL{last_loan_column})")
     cursor.execute("CREATE TABLE loans_loan (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
                    "borrower text NULL, book_id bigint NOT NULL)")
-''').check()
+""").check()
     done = lab.manage("migrate --fake-initial")
     assert done.ok, done
     assert re.findall(r"Applying (\S+)\.\.\. (\w+)", done.stdout) == [
-        ("library.0001_initial", "FAKED"), ("loans.0001_initial", "FAKED"), ("library.0002_initial", outcome)]
+        ("library.0001_initial", "FAKED"),
+        ("loans.0001_initial", "FAKED"),
+        ("library.0002_initial", outcome),
+    ]
     assert lab.columns("loans_loan").rows[1] == ("borrower", "TEXT", "yes"), "the wrong type was adopted as is"
     assert "last_loan_id" in column_names(lab, "library_book")
 
@@ -604,7 +659,7 @@ def test_fake_initial_runs_an_initial_migration_whose_tables_are_missing(lab):
     assert "library_book" in lab.tables()
 
 
-FILL_NOTES = '''
+FILL_NOTES = """
 from django.db import migrations
 
 
@@ -615,7 +670,7 @@ def fill_notes(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("loans", "0002_loan_note")]
     operations = [{operation}]
-'''
+"""
 BARRIERS = {
     "RunPython": "migrations.RunPython(fill_notes, migrations.RunPython.noop{elidable})",
     "RunSQL": "migrations.RunSQL(\"UPDATE loans_loan SET note = '(none)'\", migrations.RunSQL.noop{elidable})",
@@ -630,13 +685,21 @@ def churn(lab, barrier: str = "RunPython", elidable: bool = False):
     lab.write_models("loans", LOAN + "    note = models.CharField(max_length=200, blank=True)\n")
     lab.manage("makemigrations loans").check()
     lab.write_file("loans/migrations/0003_fill_notes.py", FILL_NOTES.format(operation=operation))
-    lab.write_models("loans", LOAN + "    note = models.CharField(max_length=200, blank=True)\n"
-                                     "    returned = models.BooleanField(default=False)\n")
+    lab.write_models(
+        "loans",
+        LOAN + "    note = models.CharField(max_length=200, blank=True)\n"
+        "    returned = models.BooleanField(default=False)\n",
+    )
     lab.manage("makemigrations loans").check()
     lab.write_models("loans", LOAN + "    returned = models.BooleanField(default=False)\n")
     lab.manage("makemigrations loans").check()
-    assert lab.migrations("loans") == ["0001_initial", "0002_loan_note", "0003_fill_notes",
-                                       "0004_loan_returned", "0005_remove_loan_note"]
+    assert lab.migrations("loans") == [
+        "0001_initial",
+        "0002_loan_note",
+        "0003_fill_notes",
+        "0004_loan_returned",
+        "0005_remove_loan_note",
+    ]
 
 
 SQUASHED = "0001_squashed_0005_remove_loan_note"
@@ -650,7 +713,11 @@ def test_squash_optimizer_stops_at_runpython_or_runsql_unless_elidable(lab, barr
     assert blocked.ok and "Optimized from 5 operations to 4 operations." in blocked.stdout
     text = lab.show_migration("loans", "0001_squashed")
     assert re.findall(r"migrations\.(\w+)\(", text.split("operations = [", 1)[1]) == [
-        "CreateModel", barrier, "AddField", "RemoveField"]
+        "CreateModel",
+        barrier,
+        "AddField",
+        "RemoveField",
+    ]
     if barrier == "RunPython":
         assert "Manual porting required" in blocked.stdout
         assert "code=loans.migrations.0003_fill_notes.fill_notes" in text, "functions are not copied over"
@@ -699,8 +766,11 @@ def test_squash_replaces_the_originals_on_old_databases_and_alone_on_new_ones(la
 def test_retiring_a_squash_needs_its_dependants_updated_and_prune(lab):
     """Lesson 5: delete the originals, drop replaces, repoint dependants, then migrate --prune."""
     churn(lab, elidable=True)
-    lab.write_models("library", BOOK + '    last_loan = models.ForeignKey("loans.Loan", null=True, '
-                                       'on_delete=models.SET_NULL, related_name="+")\n')
+    lab.write_models(
+        "library",
+        BOOK + '    last_loan = models.ForeignKey("loans.Loan", null=True, '
+        'on_delete=models.SET_NULL, related_name="+")\n',
+    )
     lab.manage("makemigrations library").check()
     dependant = "library/migrations/0001_initial.py"
     assert "('loans', '0005_remove_loan_note')" in lab.read_file(dependant)
@@ -719,7 +789,8 @@ def test_retiring_a_squash_needs_its_dependants_updated_and_prune(lab):
     broken = lab.manage("migrate loans --prune")
     assert broken.returncode == 1 and last_line(broken) == (
         "django.db.migrations.exceptions.NodeNotFoundError: Migration library.0001_initial dependencies "
-        "reference nonexistent parent node ('loans', '0005_remove_loan_note')")
+        "reference nonexistent parent node ('loans', '0005_remove_loan_note')"
+    )
 
     lab.write_file(dependant, lab.read_file(dependant).replace("0005_remove_loan_note", SQUASHED))
     pruned = lab.manage("migrate loans --prune")
@@ -732,8 +803,11 @@ def test_a_squashed_migration_can_be_squashed_again(lab):
     churn(lab, elidable=True)
     lab.manage("migrate").check()
     lab.manage("squashmigrations loans 0005 --noinput").check()
-    lab.write_models("loans", LOAN + "    returned = models.BooleanField(default=False)\n"
-                                     "    renewals = models.PositiveIntegerField(default=0)\n")
+    lab.write_models(
+        "loans",
+        LOAN + "    returned = models.BooleanField(default=False)\n"
+        "    renewals = models.PositiveIntegerField(default=0)\n",
+    )
     lab.manage("makemigrations loans").check()
     lab.manage("migrate").check()
     again = lab.manage("squashmigrations loans 0006 --noinput")
@@ -744,8 +818,10 @@ def test_a_squashed_migration_can_be_squashed_again(lab):
 
 # ------------------------------------------------------------ lesson 06: when it goes wrong
 
-NON_NULL = "Field 'pages' on model 'book' not migrated: it is impossible to add a non-nullable field " \
-           "without specifying a default."
+NON_NULL = (
+    "Field 'pages' on model 'book' not migrated: it is impossible to add a non-nullable field "
+    "without specifying a default."
+)
 
 
 @pytest.mark.parametrize("rows", [("Solaris",), ()], ids=["with-rows", "empty-table"])
@@ -779,8 +855,10 @@ def create_table(lab) -> str:
 def insert_row(lab, **values):
     """Insert a book with raw SQL, as a program other than Django would, naming only these columns."""
     with sqlite3.connect(lab.db_path) as con:
-        con.execute(f"INSERT INTO library_book ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-                    tuple(values.values()))
+        con.execute(
+            f"INSERT INTO library_book ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()),
+        )
 
 
 def test_a_one_off_default_from_the_prompt_fills_the_rows_and_leaves_no_database_default(lab):
@@ -796,15 +874,19 @@ def test_a_one_off_default_from_the_prompt_fills_the_rows_and_leaves_no_database
     assert 'SELECT "id", "title", 0 FROM "library_book"' in sql and "DEFAULT" not in sql
     lab.manage("migrate").check()
     assert lab.rows("library_book").column("pages") == [0, 0]
-    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL constraint failed: library_book.pages"):
+    with pytest.raises(sqlite3.IntegrityError, match=re.escape("NOT NULL constraint failed: library_book.pages")):
         insert_row(lab, title="Kindred")
 
 
 def test_a_models_default_leaves_no_database_default_but_db_default_does(lab):
     """Lesson 6: default= fills the old rows only; db_default (Django 5.0+) stays in the schema."""
     start(lab, "Solaris")
-    lab.write_models("library", book_with("pages = models.PositiveIntegerField(default=0)",
-                                          "copies = models.PositiveIntegerField(db_default=1)"))
+    lab.write_models(
+        "library",
+        book_with(
+            "pages = models.PositiveIntegerField(default=0)", "copies = models.PositiveIntegerField(db_default=1)"
+        ),
+    )
     lab.manage("makemigrations library --noinput").check()
     lab.manage("migrate").check()
     assert lab.rows("library_book").dicts()[0] == {"id": 1, "title": "Solaris", "copies": 1, "pages": 0}
@@ -812,14 +894,17 @@ def test_a_models_default_leaves_no_database_default_but_db_default_does(lab):
     assert '"copies" integer unsigned DEFAULT 1 NOT NULL' in table and table.count("DEFAULT") == 1
     insert_row(lab, title="Kindred", pages=264)
     assert lab.rows("library_book").dicts()[1]["copies"] == 1, "the database filled copies itself"
-    with pytest.raises(sqlite3.IntegrityError, match="library_book.pages"):
+    with pytest.raises(sqlite3.IntegrityError, match=re.escape("library_book.pages")):
         insert_row(lab, title="Beloved")
 
 
-@pytest.mark.parametrize("field, stored", [
-    ("pages = models.PositiveIntegerField(null=True)", None),
-    ("pages = models.PositiveIntegerField(default=0)", 0),
-])
+@pytest.mark.parametrize(
+    "field, stored",
+    [
+        ("pages = models.PositiveIntegerField(null=True)", None),
+        ("pages = models.PositiveIntegerField(default=0)", 0),
+    ],
+)
 def test_default_or_null_fixes_the_non_nullable_field(lab, field, stored):
     start(lab, "Solaris", "Invisible Cities")
     lab.write_models("library", book_with(field))
@@ -828,8 +913,10 @@ def test_default_or_null_fixes_the_non_nullable_field(lab, field, stored):
     assert lab.rows("library_book").column("pages") == [stored, stored]
 
 
-CONFLICT = ("CommandError: Conflicting migrations detected; multiple leaf nodes in the migration graph: "
-            "(0002_book_isbn, 0002_book_pages in library).")
+CONFLICT = (
+    "CommandError: Conflicting migrations detected; multiple leaf nodes in the migration graph: "
+    "(0002_book_isbn, 0002_book_pages in library)."
+)
 
 
 def two_branches(lab):
@@ -841,8 +928,12 @@ def two_branches(lab):
     lab.write_models("library", book_with("isbn = models.CharField(max_length=13, blank=True)"))
     lab.manage("makemigrations library").check()
     lab.write_file("library/migrations/0002_book_pages.py", alice)
-    lab.write_models("library", book_with("pages = models.PositiveIntegerField(null=True)",
-                                          "isbn = models.CharField(max_length=13, blank=True)"))
+    lab.write_models(
+        "library",
+        book_with(
+            "pages = models.PositiveIntegerField(null=True)", "isbn = models.CharField(max_length=13, blank=True)"
+        ),
+    )
 
 
 def test_two_0002_migrations_are_a_conflict_for_migrate_and_makemigrations(lab):
@@ -860,8 +951,11 @@ def test_two_0002_migrations_are_a_conflict_for_migrate_and_makemigrations(lab):
 def test_merge_writes_a_migration_depending_on_both_leaves_with_no_operations(lab):
     two_branches(lab)
     merged = lab.manage("makemigrations --merge", input="y\n")
-    assert merged.ok and "Created new merge migration library/migrations/" \
-        "0003_merge_0002_book_isbn_0002_book_pages.py" in merged.stdout
+    assert (
+        merged.ok
+        and "Created new merge migration library/migrations/0003_merge_0002_book_isbn_0002_book_pages.py"
+        in merged.stdout
+    )
     text = lab.show_migration("library", "0003")
     assert "('library', '0002_book_isbn')" in text and "('library', '0002_book_pages')" in text
     assert re.search(r"operations = \[\s*\]", text)
@@ -888,7 +982,9 @@ def test_sqlite_and_postgresql_roll_back_schema_changes_mysql_and_oracle_cannot(
 
 def test_sqlite_rolls_back_a_migration_that_fails_halfway(lab):
     start(lab)
-    lab.write_file("library/migrations/0002_two_steps.py", """
+    lab.write_file(
+        "library/migrations/0002_two_steps.py",
+        """
 from django.db import migrations
 
 
@@ -898,7 +994,8 @@ class Migration(migrations.Migration):
         migrations.RunSQL("CREATE TABLE library_note (id integer PRIMARY KEY)"),
         migrations.RunSQL("CREATE TABLE library_book (id integer PRIMARY KEY)"),
     ]
-""")
+""",
+    )
     failed = lab.manage("migrate")
     assert failed.returncode == 1 and last_line(failed).endswith("table library_book already exists")
     assert "library_note" not in lab.tables(), "the first statement was rolled back with the second"
@@ -946,7 +1043,8 @@ def test_a_dependency_on_a_missing_file_is_a_node_not_found_error_until_the_file
     failed = lab.manage("migrate")
     assert failed.returncode == 1 and last_line(failed) == (
         "django.db.migrations.exceptions.NodeNotFoundError: Migration loans.0001_initial dependencies "
-        "reference nonexistent parent node ('library', '0002_book_isbn')")
+        "reference nonexistent parent node ('library', '0002_book_isbn')"
+    )
     assert lab.applied().rows == [("library", "0001_initial")], "nothing ran"
     lab.write_file("library/migrations/0002_book_isbn.py", EMPTY.format(deps='("library", "0001_initial")'))
     assert applied_order(lab.manage("migrate")) == ["library.0002_book_isbn", "loans.0001_initial"]
@@ -960,18 +1058,23 @@ def test_an_applied_migration_that_gains_a_dependency_is_an_inconsistent_history
     lab.manage("migrate").check()
     lab.write_file("library/migrations/0002_book_language.py", EMPTY.format(deps='("library", "0001_initial")'))
     lab.write_file("loans/migrations/0001_initial.py", EMPTY.format(deps='("library", "0002_book_language")'))
-    message = ("django.db.migrations.exceptions.InconsistentMigrationHistory: Migration loans.0001_initial is "
-               "applied before its dependency library.0002_book_language on database 'default'.")
+    message = (
+        "django.db.migrations.exceptions.InconsistentMigrationHistory: Migration loans.0001_initial is "
+        "applied before its dependency library.0002_book_language on database 'default'."
+    )
     for command in ("migrate", "makemigrations"):
         stopped = lab.manage(command)
         assert stopped.returncode == 1 and last_line(stopped) == message, command
     lab.write_file("loans/migrations/0001_initial.py", applied)
-    lab.write_file("loans/migrations/0002_wait.py",
-                   EMPTY.format(deps='("loans", "0001_initial"), ("library", "0002_book_language")'))
+    lab.write_file(
+        "loans/migrations/0002_wait.py",
+        EMPTY.format(deps='("loans", "0001_initial"), ("library", "0002_book_language")'),
+    )
     assert applied_order(lab.manage("migrate")) == ["library.0002_book_language", "loans.0002_wait"]
 
 
 # ------------------------------------------------------------------ lesson 07: wrap-up
+
 
 def test_a_label_change_is_a_no_op_alterfield_that_is_still_recorded(lab):
     start(lab)
@@ -1053,7 +1156,7 @@ SURNAME_FIRST = (
 SURNAME_LAST = (
     '    pass       # ✏️ the way back: "Morrison, Toni" -> "Toni Morrison"',
     '    Book = apps.get_model("library", "Book")\n'
-    '    for book in Book.objects.all():\n'
+    "    for book in Book.objects.all():\n"
     '        last, _, first = book.author.partition(", ")\n'
     '        book.author = f"{first} {last}"\n'
     '        book.save(update_fields=["author"])',
@@ -1070,8 +1173,13 @@ ANSWERS = {
         [(COMMAND, 'command = "migrate"  #')],
     ],
     "03_the_migration_graph": [
-        [("my_order = []", 'my_order = [("library", "0001_initial"), ("loans", "0001_initial"), '
-                           '("library", "0002_branch"), ("loans", "0002_loan_branch")]')],
+        [
+            (
+                "my_order = []",
+                'my_order = [("library", "0001_initial"), ("loans", "0001_initial"), '
+                '("library", "0002_branch"), ("loans", "0002_loan_branch")]',
+            )
+        ],
         [("prediction = []", 'prediction = [("loans", "0002_loan_branch"), ("library", "0002_branch")]')],
         [("run_before = []", 'run_before = [("library", "0005_close_empty_branches")]')],
         [("AUTH_USER_MODEL = None", 'AUTH_USER_MODEL = "library.Member"')],
@@ -1084,8 +1192,12 @@ ANSWERS = {
         [(COMMAND, 'command = "sqlmigrate library 0002 --backwards"  #')],
         [("repair = []", 'repair = ["migrate library 0001 --fake", "migrate library"]')],
         [(COMMAND, 'command = "squashmigrations loans 0005 --noinput"  #')],
-        [('"migrations.RunPython(fill_notes, migrations.RunPython.noop)",   # ✏️',
-          '"migrations.RunPython(fill_notes, migrations.RunPython.noop, elidable=True)",  #')],
+        [
+            (
+                '"migrations.RunPython(fill_notes, migrations.RunPython.noop)",   # ✏️',
+                '"migrations.RunPython(fill_notes, migrations.RunPython.noop, elidable=True)",  #',
+            )
+        ],
         [(COMMAND, 'command = "migrate loans zero"  #')],
     ],
     "06_when_it_goes_wrong": [
@@ -1119,11 +1231,13 @@ def answered(stem: str):
 def test_every_practice_cell_answered_correctly_ticks_and_the_lesson_runs_on(stem, tmp_path, monkeypatch):
     monkeypatch.setenv("MIGLAB_WORKDIR", str(tmp_path / "labs"))
     nb, practice = answered(stem)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()  # raises if a cell fails
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()  # raises if a cell fails
     for i, cell in enumerate(practice):
         out = stream_text(cell)
         assert "✓ " in out and "Not yet" not in out, f"practice cell {i}:\n{out}"
     caught_up = [stream_text(c) for c in nb.cells if c.cell_type == "code" and "catch_up(" in c.source]
-    assert all("✓ Done in your practice cell above" in out for out in caught_up), \
+    assert all("✓ Done in your practice cell above" in out for out in caught_up), (
         "a catch-up cell redid what the learner had already done"
+    )

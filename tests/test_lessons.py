@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +101,7 @@ def lab_env(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------- the course as a whole
 
+
 def test_all_eight_lessons_exist_in_order():
     assert [p.name for p in LESSONS] == EXPECTED
 
@@ -134,8 +134,10 @@ def quiz_questions(path: Path) -> list[tuple[str, list[str], int]]:
             continue
         for node in ast.walk(ast.parse(cell.source)):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Question":
-                q = Question(*[ast.literal_eval(a) for a in node.args],
-                             **{k.arg: ast.literal_eval(k.value) for k in node.keywords})
+                q = Question(
+                    *[ast.literal_eval(a) for a in node.args],
+                    **{k.arg: ast.literal_eval(k.value) for k in node.keywords},
+                )
                 found.append((q.prompt, list(q.choices), q.answer))
     return found
 
@@ -144,16 +146,67 @@ def quiz_questions(path: Path) -> list[tuple[str, list[str], int]]:
 def test_every_syllabus_quiz_topic_is_asked(topic):
     prompt_re, right_re = QUIZ_TOPICS[topic]
     asked = [q for p in LESSONS for q in quiz_questions(p)]
-    matches = [
-        q for q in asked
-        if re.search(prompt_re, q[0], re.I) and re.search(right_re, q[1][q[2]], re.I)
-    ]
+    matches = [q for q in asked if re.search(prompt_re, q[0], re.I) and re.search(right_re, q[1][q[2]], re.I)]
     assert matches, f"no lesson quiz asks {topic!r} (with the right choice saying so)"
 
 
-STOP_WORDS = set("""a an the of in on to for and or is are was be it its this that these those with
-by from as at what which who how does do did you your i we can will would should into than then
-when there their them they not no python manage py""".split())
+STOP_WORDS = set(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "to",
+        "for",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "be",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "with",
+        "by",
+        "from",
+        "as",
+        "at",
+        "what",
+        "which",
+        "who",
+        "how",
+        "does",
+        "do",
+        "did",
+        "you",
+        "your",
+        "i",
+        "we",
+        "can",
+        "will",
+        "would",
+        "should",
+        "into",
+        "than",
+        "then",
+        "when",
+        "there",
+        "their",
+        "them",
+        "they",
+        "not",
+        "no",
+        "python",
+        "manage",
+        "py",
+    ]
+)
 
 
 def words(text: str) -> set[str]:
@@ -173,7 +226,7 @@ def repeated_questions(lessons: dict[str, list[tuple[str, list[str], int]]]) -> 
     found = []
     asked = [(lesson, q) for lesson, qs in lessons.items() for q in qs]
     for i, (la, a) in enumerate(asked):
-        for lb, b in asked[i + 1:]:
+        for lb, b in asked[i + 1 :]:
             if la == lb:
                 continue
             same_prompt = overlap(a[0], b[0]) >= 0.5
@@ -199,15 +252,19 @@ def is_scenario(prompt: str) -> bool:
 def topic_lessons(lessons: dict[str, list[tuple[str, list[str], int]]], topic: str) -> list[str]:
     """The lessons whose quiz asks a syllabus topic (see QUIZ_TOPICS)."""
     prompt_re, right_re = QUIZ_TOPICS[topic]
-    return [lesson for lesson, qs in lessons.items()
-            if any(re.search(prompt_re, q[0], re.I) and re.search(right_re, q[1][q[2]], re.I) for q in qs)]
+    return [
+        lesson
+        for lesson, qs in lessons.items()
+        if any(re.search(prompt_re, q[0], re.I) and re.search(right_re, q[1][q[2]], re.I) for q in qs)
+    ]
 
 
 def test_no_quiz_question_is_repeated_across_lessons():
     lessons = {p.stem: quiz_questions(p) for p in LESSONS}
     repeats = repeated_questions(lessons)
-    repeats += [f"{topic!r} in {', '.join(where)}" for topic in QUIZ_TOPICS
-                if len(where := topic_lessons(lessons, topic)) > 1]
+    repeats += [
+        f"{topic!r} in {', '.join(where)}" for topic in QUIZ_TOPICS if len(where := topic_lessons(lessons, topic)) > 1
+    ]
     assert not repeats, "asked in two lessons:\n" + "\n".join(repeats)
 
 
@@ -227,19 +284,25 @@ def test_each_quiz_has_at_least_two_scenario_questions(path):
 
 def test_the_quiz_rules_catch_what_they_are_for():
     """The checks above on made-up quizzes: a reworded repeat, a shared right answer, a crowded letter."""
-    q = lambda prompt, right, answer=0: (prompt, [right, "x", "y", "z"][:4], answer)  # noqa: E731
-    assert repeated_questions({
-        "one": [q("Which command prints the SQL of a migration without applying it?", "sqlmigrate")],
-        "two": [q("Which command shows a migration's SQL without applying it?", "sqlmigrate app name")],
-    })
-    assert repeated_questions({
-        "one": [q("What does an entry in dependencies point at?", "A migration that must run before this one")],
-        "two": [q("In a migration file, what does the list name?", "The migrations that must run before this one")],
-    })
-    assert not repeated_questions({
-        "one": [q("What does makemigrations write?", "Python files describing model changes")],
-        "two": [q("What does --fake record?", "A row in django_migrations, without running SQL")],
-    })
+    q = lambda prompt, right, answer=0: (prompt, [right, "x", "y", "z"][:4], answer)
+    assert repeated_questions(
+        {
+            "one": [q("Which command prints the SQL of a migration without applying it?", "sqlmigrate")],
+            "two": [q("Which command shows a migration's SQL without applying it?", "sqlmigrate app name")],
+        }
+    )
+    assert repeated_questions(
+        {
+            "one": [q("What does an entry in dependencies point at?", "A migration that must run before this one")],
+            "two": [q("In a migration file, what does the list name?", "The migrations that must run before this one")],
+        }
+    )
+    assert not repeated_questions(
+        {
+            "one": [q("What does makemigrations write?", "Python files describing model changes")],
+            "two": [q("What does --fake record?", "A row in django_migrations, without running SQL")],
+        }
+    )
     assert crowded_positions([q("a?", "r", 1)] * 3 + [q("b?", "r", 0)] * 2) == {"b": 3}
     assert crowded_positions([q("a?", "r", k) for k in (0, 1, 2, 3, 0)]) == {}
     assert is_scenario("You edited an applied migration. What happens next?")
@@ -247,6 +310,7 @@ def test_the_quiz_rules_catch_what_they_are_for():
 
 
 # --------------------------------------------------------------- each lesson
+
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_lesson_structure(path):
@@ -257,8 +321,9 @@ def test_lesson_structure(path):
     assert first.cell_type == "markdown"
     m = re.match(r"# Lesson (\d+) · \S", first.source)
     assert m and int(m.group(1)) == number, f"cell 0 must start with '# Lesson {number} · Title'"
-    assert re.search(r"^\*About \d+ minutes\.\*$", first.source, re.M), \
+    assert re.search(r"^\*About \d+ minutes\.\*$", first.source, re.M), (
         "say near the top about how long the lesson takes: *About N minutes.*"
+    )
     assert "By the end of this lesson" in first.source
     assert len(re.findall(r"^\s*[-*] ", first.source, re.M)) >= 3, "list what the learner will be able to do"
     assert cells[1].cell_type == "code" and tags(cells[1]) == ["setup"]
@@ -269,10 +334,12 @@ def test_lesson_structure(path):
     code = [c for c in cells if c.cell_type == "code"]
     quiz = [c for c in code if "Quiz(" in c.source]
     assert quiz, "a lesson ends with a quiz"
-    assert all(c.metadata.get("jupyter", {}).get("source_hidden") for c in quiz), \
+    assert all(c.metadata.get("jupyter", {}).get("source_hidden") for c in quiz), (
         "a quiz cell's code (which holds the answers) is folded in JupyterLab"
-    assert all(re.match(r"[^\n]*\bquiz: \d+ questions? \(run this cell", output_text(c), re.I) for c in quiz), \
+    )
+    assert all(re.match(r"[^\n]*\bquiz: \d+ questions? \(run this cell", output_text(c), re.I) for c in quiz), (
         "the quiz must be its cell's last expression"
+    )
     assert any(is_practice(c) and "verify(" in c.source for c in code), "a practice cell with a visible check"
     recap = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and re.search(r"\brecap\b", c.source, re.I)]
     assert recap and recap[-1] >= len(cells) - 3, "a short recap comes right before the navigation"
@@ -290,16 +357,18 @@ def test_stored_outputs_are_clean_and_readable(path):
         assert "execution" not in cell.metadata, f"cell {i} stores timings"
         for out in cell.outputs:
             assert out.output_type != "error", f"cell {i} stored an error: {out.get('ename')}"
-            assert not set(out.get("data", {})) & {"application/vnd.jupyter.widget-view+json"}, \
+            assert not set(out.get("data", {})) & {"application/vnd.jupyter.widget-view+json"}, (
                 f"cell {i} stores a widget id that points at nothing"
+            )
         raw = "\n".join(
             out.get("text", "") + "".join(v for v in out.get("data", {}).values() if isinstance(v, str))
             for out in cell.outputs
         )
         # A lab error folded to its last line is fine; a stack of frames is plumbing.
         assert not re.search(r'^\s*File "[^"]+", line \d+', raw, re.M), f"cell {i} prints traceback frames"
-        assert not re.search(r"site-packages|/work/|/home/|/tmp/| object at 0x", raw), \
+        assert not re.search(r"site-packages|/work/|/home/|/tmp/| object at 0x", raw), (
             f"cell {i} prints machine details (paths, addresses):\n{raw[:500]}"
+        )
         assert raw.count("\n") <= MAX_OUTPUT_LINES, f"cell {i} prints {raw.count(chr(10))} lines: a wall"
     assert "widgets" not in nb.metadata
 
@@ -311,8 +380,9 @@ def test_practice_cells_are_stored_without_outputs(path):
     practice = [i for i, c in enumerate(cells) if is_practice(c)]
     assert practice, "a lesson has practice cells"
     for i in practice:
-        assert cells[i].outputs == [] and cells[i].execution_count is None, \
+        assert cells[i].outputs == [] and cells[i].execution_count is None, (
             f"practice cell {i} is stored with outputs: build the lesson"
+        )
         assert "verify(" in cells[i].source, f"practice cell {i} has no visible check"
     for i, c in enumerate(cells):
         if c.cell_type == "code" and ("verify(" in c.source or "✏️" in c.source):
@@ -323,9 +393,21 @@ def test_practice_cells_are_stored_without_outputs(path):
 def test_lesson_passes_nbval(path, lab_env):
     """`pytest --nbval` re-runs the lesson in a fresh kernel and compares every output."""
     cmd = [
-        sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
-        "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider",
-        "-o", "addopts=", "-q", "--rootdir", str(ROOT), str(path),
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval",
+        "--nbval-current-env",
+        "--nbval-sanitize-with",
+        str(SANITIZE),
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "-q",
+        "--rootdir",
+        str(ROOT),
+        str(path),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     code_cells = sum(c.cell_type == "code" for c in read(path).cells)
@@ -340,8 +422,12 @@ def test_lesson_runs_twice_in_a_row_with_the_same_output(path, lab_env):
     want = [checked_outputs(c) for c in stored.cells if c.cell_type == "code"]
     nb = read(path)
     client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}},
-        record_timing=False, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        record_timing=False,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     runs = []
     with client.setup_kernel():
@@ -358,8 +444,9 @@ def test_lesson_runs_twice_in_a_row_with_the_same_output(path, lab_env):
                 # Stored empty; untouched, it runs without an error and every check says "Not yet".
                 text = "\n".join(str(t[-1]) for t in g)
                 assert not any(t[0] == "error" for t in g), f"run {n}, practice cell {k} raised: {text}"
-                assert "✗ Not yet" in text and "✓ " not in text, \
+                assert "✗ Not yet" in text and "✓ " not in text, (
                     f"run {n}, practice cell {k}: an untouched practice cell must say 'Not yet':\n{text}"
+                )
             else:
                 assert g == w, f"run {n}, code cell {k}: output differs from the stored one"
 
@@ -374,18 +461,22 @@ def test_a_cycle_message_is_compared_whatever_order_it_names_the_migrations_in()
 
 # --------------------------------------------------------------- the builder
 
+
 def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     for name, title in [("01_first.ipynb", "Lesson 1 · First"), ("02_second.ipynb", "Lesson 2 · Second")]:
-        nb = nbformat.v4.new_notebook(cells=[
-            nbformat.v4.new_markdown_cell(f"# {title}\n\nBy the end of this lesson you can:\n- a\n- b\n- c"),
-            nbformat.v4.new_code_cell("1 + 1"),
-        ])
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_markdown_cell(f"# {title}\n\nBy the end of this lesson you can:\n- a\n- b\n- c"),
+                nbformat.v4.new_code_cell("1 + 1"),
+            ]
+        )
         nbformat.write(nb, folder / name)
     paths = sorted(folder.glob("*.ipynb"))
-    run = lambda *a: subprocess.run([sys.executable, str(BUILDER), *a, *map(str, paths)],  # noqa: E731
-                                    capture_output=True, text=True, cwd=ROOT)
+    run = lambda *a: subprocess.run(
+        [sys.executable, str(BUILDER), *a, *map(str, paths)], capture_output=True, text=True, cwd=ROOT
+    )
     assert run("--check").returncode == 1
     assert run().returncode == 0
     first = read(paths[0])
@@ -413,13 +504,19 @@ def test_builder_runs_practice_cells_but_stores_them_without_outputs(tmp_path, l
     path = folder / "01_practice.ipynb"
     practice = nbformat.v4.new_code_cell('answer = None  # ✏️\nprint("ran", answer)')
     practice.metadata["tags"] = [PRACTICE]
-    nbformat.write(nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# Lesson 1 · Practice"),
-        practice,
-        nbformat.v4.new_code_cell("answer"),  # the practice cell really ran before this one
-    ]), path)
-    run = lambda *a: subprocess.run([sys.executable, str(BUILDER), *a, str(path)],  # noqa: E731
-                                    capture_output=True, text=True, cwd=ROOT)
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_markdown_cell("# Lesson 1 · Practice"),
+                practice,
+                nbformat.v4.new_code_cell("answer"),  # the practice cell really ran before this one
+            ]
+        ),
+        path,
+    )
+    run = lambda *a: subprocess.run(
+        [sys.executable, str(BUILDER), *a, str(path)], capture_output=True, text=True, cwd=ROOT
+    )
     assert run().returncode == 0
     cells = read(path).cells
     assert tags(cells[2]) == [PRACTICE] and cells[2].outputs == [] and cells[2].execution_count is None
@@ -441,10 +538,12 @@ def test_builder_refuses_to_save_a_lesson_whose_cell_fails(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     path = folder / "01_broken.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# Lesson 1 · Broken"),
-        nbformat.v4.new_code_cell("1 / 0"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Lesson 1 · Broken"),
+            nbformat.v4.new_code_cell("1 / 0"),
+        ]
+    )
     nbformat.write(nb, path)
     before = path.read_bytes()
     done = subprocess.run([sys.executable, str(BUILDER), str(path)], capture_output=True, text=True, cwd=ROOT)
@@ -464,12 +563,20 @@ def test_builder_explains_a_lesson_without_a_title(tmp_path):
 
 # --------------------------------------------------------------- quiz and practice machinery
 
+
 def make_quiz() -> Quiz:
-    return Quiz([
-        Question("Which file does makemigrations write?", ["a table", "a Python file", "nothing"], answer=1,
-                 why="It records the change as code.", hints={0: "Tables come later."}),
-        Question("Is 2 even?", ["yes", "no"], answer=0, why="It divides by two."),
-    ])
+    return Quiz(
+        [
+            Question(
+                "Which file does makemigrations write?",
+                ["a table", "a Python file", "nothing"],
+                answer=1,
+                why="It records the change as code.",
+                hints={0: "Tables come later."},
+            ),
+            Question("Is 2 even?", ["yes", "no"], answer=0, why="It divides by two."),
+        ]
+    )
 
 
 def test_quiz_answer_gives_right_and_wrong_feedback_with_the_reason():
@@ -520,13 +627,16 @@ def test_quiz_text_form_lists_questions_and_choices_but_no_answers():
     assert "records the change" not in text and "answer" not in text.lower().replace("answer them", "")
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(prompt="Q", choices=["only one"], answer=0), "at least two choices"),
-    (dict(prompt="Q", choices=["a", "b"], answer=2), "answer must be the index"),
-    (dict(prompt="Q", choices=["a", "a"], answer=0), "same text"),
-    (dict(prompt="", choices=["a", "b"], answer=0), "needs a prompt"),
-    (dict(prompt="Q", choices=["a", "b"], answer=0, hints={0: "x"}), "hints are for wrong choices"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(prompt="Q", choices=["only one"], answer=0), "at least two choices"),
+        (dict(prompt="Q", choices=["a", "b"], answer=2), "answer must be the index"),
+        (dict(prompt="Q", choices=["a", "a"], answer=0), "same text"),
+        (dict(prompt="", choices=["a", "b"], answer=0), "needs a prompt"),
+        (dict(prompt="Q", choices=["a", "b"], answer=0, hints={0: "x"}), "hints are for wrong choices"),
+    ],
+)
 def test_a_badly_written_question_is_refused_with_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
         Question(**bad)

@@ -26,7 +26,6 @@ from miglab.evidence import EVIDENCE_MIME
 from miglab.grading.context import JudgeContext, JudgeSandbox, local_runner
 from miglab.sandbox import bwrap as sandbox
 from miglab.sandbox import kernel as sandbox_kernel
-from miglab.sandbox.kernel import SandboxKernelManager
 from miglab.sandbox.session import Session, manage_untrusted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +33,8 @@ PY = sys.executable
 KM = "miglab.sandbox.kernel.SandboxKernelManager"
 sys.path.insert(0, str(REPO / "tests" / "assignment_fixtures"))
 
-from data_migration import GOOD  # noqa: E402
-from slug import HIDDEN, VISIBLE, judged  # noqa: E402
+from data_migration import GOOD
+from slug import HIDDEN, VISIBLE, judged
 
 
 def inside(code: str, **kw) -> dict:
@@ -79,7 +78,7 @@ def test_unavailable_isolation_is_refused_unless_unsafe(monkeypatch, tmp_path):
     with pytest.raises(sandbox.SandboxError) as err:
         default_kernel()
     assert "--unsafe" in str(err.value)
-    assert not default_kernel(unsafe=True).sandboxed   # --unsafe: nbgrader's plain local kernels
+    assert not default_kernel(unsafe=True).sandboxed  # --unsafe: nbgrader's plain local kernels
     with pytest.raises(sandbox.SandboxError):
         sandbox.run([PY, "-c", "pass"])
 
@@ -90,7 +89,7 @@ def test_grading_kernel_options_name_the_sandboxed_manager():
     opts = default_kernel()
     assert opts.manager_class == sandbox_kernel.KERNEL_MANAGER and opts.sandboxed
     assert opts.manager_kwargs["nproc"] == sandbox.DEFAULT_LIMITS.nproc
-    assert sandbox_kernel.EVIDENCE_MIME == EVIDENCE_MIME   # the output cap spares the same records the judge reads
+    assert sandbox_kernel.EVIDENCE_MIME == EVIDENCE_MIME  # the output cap spares the same records the judge reads
 
 
 def test_identity_environment_and_network(monkeypatch):
@@ -104,7 +103,8 @@ def test_identity_environment_and_network(monkeypatch):
         except OSError as e:
             net = type(e).__name__
         print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'groups': os.getgroups(), 'caps': caps,
-                          'env': sorted(os.environ), 'net': net, 'pids': len([p for p in os.listdir('/proc') if p.isdigit()])}))
+                          'env': sorted(os.environ), 'net': net,
+                          'pids': len([p for p in os.listdir('/proc') if p.isdigit()])}))
     """)
     assert sandbox.UID_BASE <= facts["uid"] < sandbox.UID_BASE + sandbox.UID_COUNT
     assert facts["gid"] == facts["uid"] and facts["groups"] == []
@@ -126,13 +126,13 @@ def test_filesystem_shows_only_the_system_python_and_package(tmp_path):
             'root': sorted(os.listdir('/')),
             'repo': sorted(os.listdir({str(REPO)!r})) if os.path.isdir({str(REPO)!r}) else None,
             'root_home': sorted(os.listdir('/root')),
-            'source': os.path.exists({str(REPO / 'source')!r}),
-            'gradebook': os.path.exists({str(REPO / 'gradebook.db')!r}),
+            'source': os.path.exists({str(REPO / "source")!r}),
+            'gradebook': os.path.exists({str(REPO / "gradebook.db")!r}),
             'host_tmp': os.path.exists({str(tmp_path)!r}),
             'write_home': can_write('/home/student/x'), 'write_tmp': can_write('/tmp/x'),
-            'write_pkg': can_write({str(REPO / 'miglab' / 'x.py')!r}), 'write_usr': can_write('/usr/x'),
+            'write_pkg': can_write({str(REPO / "miglab" / "x.py")!r}), 'write_usr': can_write('/usr/x'),
             'write_etc': can_write('/etc/passwd'), 'write_root': can_write('/x'),
-            'write_repo': can_write({str(REPO / 'x')!r}), 'write_dev': can_write('/dev/x'),
+            'write_repo': can_write({str(REPO / "x")!r}), 'write_dev': can_write('/dev/x'),
             'write_shm': can_write('/dev/shm/x'),
             'shadow': os.path.exists('/etc/shadow'),
         }}))
@@ -155,18 +155,22 @@ def test_only_named_folders_are_writable_and_are_given_back(tmp_path):
     mine.mkdir()
     other.mkdir()
     (other / "secret.txt").write_text("other student")
-    facts = inside(f"""
+    facts = inside(
+        f"""
         import json, os
-        open({str(mine / 'out.txt')!r}, 'w').write('written inside')
+        open({str(mine / "out.txt")!r}, 'w').write('written inside')
         print(json.dumps({{'other': os.path.exists({str(other)!r})}}))
-    """, writable=[mine])
+    """,
+        writable=[mine],
+    )
     assert facts["other"] is False
     assert (mine / "out.txt").read_text() == "written inside"
     assert (mine / "out.txt").stat().st_uid == os.geteuid()  # handed back to the grader after the run
 
 
 def test_limits_processes_memory_files_cpu():
-    facts = inside("""
+    facts = inside(
+        """
         import json, os, resource
         n = 0
         try:
@@ -188,7 +192,9 @@ def test_limits_processes_memory_files_cpu():
             fsize = e.errno
         print(json.dumps({'forks': forks, 'mem': mem, 'fsize': fsize, 'uid': os.getuid(),
                           'nofile': resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert facts["forks"] < sandbox.DEFAULT_LIMITS.nproc
     assert facts["mem"] == "MemoryError"
     assert facts["fsize"] == 27  # EFBIG: Python ignores SIGXFSZ, so the write fails
@@ -229,8 +235,10 @@ def test_manage_untrusted_runs_django_and_removes_planted_links(tmp_path):
     from miglab import Lab
 
     lab = Lab("sbx", root=tmp_path)
-    done = manage_untrusted(lab.path, ["shell", "--no-imports", "-c",
-                                               "import os; os.symlink('/etc/hostname', 'db2.sqlite3'); print(os.getuid())"])
+    done = manage_untrusted(
+        lab.path,
+        ["shell", "--no-imports", "-c", "import os; os.symlink('/etc/hostname', 'db2.sqlite3'); print(os.getuid())"],
+    )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) >= sandbox.UID_BASE
     assert not (lab.path / "db2.sqlite3").exists() and not (lab.path / "db2.sqlite3").is_symlink()
@@ -251,7 +259,6 @@ def test_session_runs_several_commands_in_one_warm_sandbox(tmp_path):
     lab = Lab("sbx", root=tmp_path)
     lab.write_models("library", "class Book(models.Model):\n    title = models.CharField(max_length=20)\n")
     with Session(tmp_path) as s:
-        pids = []
         for command in (["makemigrations", "library"], ["migrate", "-v", "0"]):
             done = s.manage(lab.path, command)
             assert done.returncode == 0, done.stderr
@@ -285,7 +292,10 @@ def test_session_leaves_nothing_running_between_commands(tmp_path):
 
     lab = Lab("sbx", root=tmp_path)
     with Session(tmp_path) as s:
-        done = shell(s, lab.path, """
+        done = shell(
+            s,
+            lab.path,
+            """
             import os, time
             if os.fork() == 0:
                 os.setsid()
@@ -294,7 +304,8 @@ def test_session_leaves_nothing_running_between_commands(tmp_path):
                     open('late.txt', 'w').write('written after the command ended')
                 os._exit(0)
             print('left a grandchild behind')
-        """)
+        """,
+        )
         assert done.returncode == 0 and "left a grandchild" in done.stdout, done.stderr
         time.sleep(1.5)
         assert not (lab.path / "late.txt").exists()
@@ -307,7 +318,10 @@ def test_session_server_cannot_be_traced_or_fooled_by_a_command(tmp_path):
 
     lab = Lab("sbx", root=tmp_path)
     with Session(tmp_path) as s:
-        done = shell(s, lab.path, """
+        done = shell(
+            s,
+            lab.path,
+            """
             import os
             tries = []
             for path in (f'/proc/{os.getppid()}/fd/1', f'/proc/{os.getppid()}/mem'):
@@ -320,7 +334,8 @@ def test_session_server_cannot_be_traced_or_fooled_by_a_command(tmp_path):
             print(tries)
             os.symlink('/etc/hostname', 'db2.sqlite3')
             raise SystemExit(3)
-        """)
+        """,
+        )
         assert done.returncode == 3 and "opened" not in done.stdout, done.stdout
         assert "PermissionError" in done.stdout
         assert not (lab.path / "db2.sqlite3").is_symlink()  # links it planted are gone
@@ -359,14 +374,20 @@ def test_judge_sandbox_serves_student_after_student_and_is_reset_between_them(mo
     starts = []
     real_start = Session._start
     monkeypatch.setattr(Session, "_start", lambda self: (starts.append(self.root), real_start(self))[1])
-    plant = GOOD.replace("def forwards(apps, schema_editor):\n", "def forwards(apps, schema_editor):\n"
-                         "    import os\n"
-                         "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
-                         "        open(os.path.join(folder, 'left-by-a'), 'w').write('x')\n")
-    look = GOOD.replace("def forwards(apps, schema_editor):\n", "def forwards(apps, schema_editor):\n"
-                        "    import os\n"
-                        "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
-                        "        assert not os.path.exists(os.path.join(folder, 'left-by-a')), folder\n")
+    plant = GOOD.replace(
+        "def forwards(apps, schema_editor):\n",
+        "def forwards(apps, schema_editor):\n"
+        "    import os\n"
+        "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
+        "        open(os.path.join(folder, 'left-by-a'), 'w').write('x')\n",
+    )
+    look = GOOD.replace(
+        "def forwards(apps, schema_editor):\n",
+        "def forwards(apps, schema_editor):\n"
+        "    import os\n"
+        "    for folder in ('/tmp', os.environ['HOME'], '/dev/shm'):\n"
+        "        assert not os.path.exists(os.path.join(folder, 'left-by-a')), folder\n",
+    )
     for text in (plant, look):
         with judge.student() as context:
             for titles in (HIDDEN, VISIBLE):
@@ -412,25 +433,28 @@ def test_judge_session_reads_what_each_command_left_and_never_through_links():
     """A forwards function that fills the slugs only after migrate has returned (from a process it
     left behind) gets no credit; one that swaps the database for a link to a host file reads as
     a broken lab, never as that file."""
-    late = ("from django.db import migrations\n"
-            "def forwards(apps, schema_editor):\n"
-            "    import os, sqlite3, time\n"
-            "    if os.fork() == 0:\n"
-            "        os.setsid()\n"
-            "        time.sleep(0.5)\n"
-            "        con = sqlite3.connect('db.sqlite3')\n"
-            "        con.execute(\"UPDATE library_book SET slug = lower(title)\")\n"
-            "        con.execute(\"INSERT INTO django_migrations (app, name, applied) VALUES ('library', '0003_fill_slugs', '')\")\n"
-            "        con.commit()\n"
-            "        os._exit(0)\n"
-            "    raise SystemExit(0)\n"
-            "class Migration(migrations.Migration):\n"
-            "    dependencies = [('library', '0002_book_slug')]\n"
-            "    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]\n")
+    late = (
+        "from django.db import migrations\n"
+        "def forwards(apps, schema_editor):\n"
+        "    import os, sqlite3, time\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        time.sleep(0.5)\n"
+        "        con = sqlite3.connect('db.sqlite3')\n"
+        '        con.execute("UPDATE library_book SET slug = lower(title)")\n'
+        '        con.execute("INSERT INTO django_migrations (app, name, applied) '
+        "VALUES ('library', '0003_fill_slugs', '')\")\n"
+        "        con.commit()\n"
+        "        os._exit(0)\n"
+        "    raise SystemExit(0)\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('library', '0002_book_slug')]\n"
+        "    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]\n"
+    )
     judge = JudgeSandbox()
     with judge.student() as context:
         verdict = judged(context, late, VISIBLE, 0)
-        assert not verdict.ok and "['Dune', '']" in verdict.reason   # read as migrate left it: empty slugs
+        assert not verdict.ok and "['Dune', '']" in verdict.reason  # read as migrate left it: empty slugs
     secret = Path(tempfile.mkdtemp()) / "secret.sqlite3"
     import sqlite3
 
@@ -440,8 +464,10 @@ def test_judge_session_reads_what_each_command_left_and_never_through_links():
     con.execute("CREATE TABLE django_migrations (id INTEGER PRIMARY KEY, app TEXT, name TEXT)")
     con.commit()
     con.close()
-    swap = late.replace("    import os, sqlite3, time\n",
-                        f"    import os\n    os.remove('db.sqlite3'); os.symlink({str(secret)!r}, 'db.sqlite3')\n    return\n")
+    swap = late.replace(
+        "    import os, sqlite3, time\n",
+        f"    import os\n    os.remove('db.sqlite3'); os.symlink({str(secret)!r}, 'db.sqlite3')\n    return\n",
+    )
     with judge.student() as context:
         verdict = judged(context, swap, VISIBLE, 0)
         assert not verdict.ok and "host secret" not in verdict.reason
@@ -451,11 +477,18 @@ def test_judge_session_reads_what_each_command_left_and_never_through_links():
 
 # ------------------------------------------------------------------ kernels
 
+
 def run_notebook(cells: list[str], folder: Path, timeout: int = 20, **km_traits) -> nbformat.NotebookNode:
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    client = NotebookClient(nb, timeout=timeout, kernel_manager_class=KM, allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": str(folder)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_manager_class=KM,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(folder)}},
+    )
     if km_traits:
         km = client.create_kernel_manager()
         for k, v in km_traits.items():
@@ -477,16 +510,19 @@ def test_kernel_runs_sandboxed_in_a_copy_of_its_folder(tmp_path, monkeypatch):
     (sub / "django" / "__init__.py").write_text("VERSION = 'fake'\n")
     (sub / "data.txt").write_text("shipped data\n")
     before = {p: p.read_bytes() for p in sub.rglob("*") if p.is_file()}
-    nb = run_notebook([
-        "import os, sys, json\n"
-        "import miglab, django\n"
-        "print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd(), 'miglab': miglab.__file__,\n"
-        "  'django': django.get_version(), 'nbgrader': 'NBGRADER_EXECUTION' in os.environ,\n"
-        "  'data': open('data.txt').read(), 'path0': sys.path[0]}))",
-        "open('data.txt', 'w').write('changed inside'); open('new.txt', 'w').write('new'); print('wrote')",
-        f"print(os.path.exists({str(REPO / 'source')!r}), os.path.exists({str(sub)!r}))",
-        "try:\n    open('/run/kernel/junk', 'w')\nexcept OSError as e:\n    print(type(e).__name__)",
-    ], sub)
+    nb = run_notebook(
+        [
+            "import os, sys, json\n"
+            "import miglab, django\n"
+            "print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd(), 'miglab': miglab.__file__,\n"
+            "  'django': django.get_version(), 'nbgrader': 'NBGRADER_EXECUTION' in os.environ,\n"
+            "  'data': open('data.txt').read(), 'path0': sys.path[0]}))",
+            "open('data.txt', 'w').write('changed inside'); open('new.txt', 'w').write('new'); print('wrote')",
+            f"print(os.path.exists({str(REPO / 'source')!r}), os.path.exists({str(sub)!r}))",
+            "try:\n    open('/run/kernel/junk', 'w')\nexcept OSError as e:\n    print(type(e).__name__)",
+        ],
+        sub,
+    )
     facts = json.loads(texts(nb.cells[0]))
     assert facts["uid"] >= sandbox.UID_BASE
     assert facts["cwd"] == "/home/student/work"
@@ -501,11 +537,14 @@ def test_kernel_runs_sandboxed_in_a_copy_of_its_folder(tmp_path, monkeypatch):
 
 def test_kernel_output_is_capped_but_evidence_survives(tmp_path):
     ev = {"check": "demo", "answer": [1, 2, 3]}
-    nb = run_notebook([
-        "print('z' * 5_000_000)\nfor i in range(5000): print(i)",
-        "print('q' * 3_000_000)\n"
-        f"from IPython.display import display\ndisplay({{{EVIDENCE_MIME!r}: {ev!r}}}, raw=True)",
-    ], tmp_path)
+    nb = run_notebook(
+        [
+            "print('z' * 5_000_000)\nfor i in range(5000): print(i)",
+            "print('q' * 3_000_000)\n"
+            f"from IPython.display import display\ndisplay({{{EVIDENCE_MIME!r}: {ev!r}}}, raw=True)",
+        ],
+        tmp_path,
+    )
     first = texts(nb.cells[0])
     assert len(first) < sandbox.DEFAULT_LIMITS.output + 500 and "output truncated by the grader" in first
     found = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
@@ -519,11 +558,23 @@ def test_kernel_interrupt_reaches_the_kernel(tmp_path):
 
 
 def test_kernel_wall_clock_kills_a_kernel_that_ignores_interrupts(tmp_path):
-    nb = new_notebook(cells=[new_code_cell(
-        "import os, signal, time\nprint(os.getuid(), flush=True)\ntime.sleep(0.5)\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"), new_code_cell("print('never')")])
-    client = NotebookClient(nb, timeout=30, kernel_manager_class=KM, allow_errors=True, interrupt_on_timeout=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "import os, signal, time\nprint(os.getuid(), flush=True)\ntime.sleep(0.5)\n"
+                "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+            ),
+            new_code_cell("print('never')"),
+        ]
+    )
+    client = NotebookClient(
+        nb,
+        timeout=30,
+        kernel_manager_class=KM,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     km = client.create_kernel_manager()
     km.wall = 3.0
     t0 = time.monotonic()

@@ -28,7 +28,7 @@ PY = sys.executable
 BIN = Path(PY).parent
 A = "deep_dive"
 
-RUN_NOTEBOOK = r'''
+RUN_NOTEBOOK = r"""
 import json, sys
 import nbformat
 from nbclient import NotebookClient
@@ -39,7 +39,7 @@ nb.cells.append(nbformat.v4.new_code_cell(extra))
 NotebookClient(nb, kernel_name="python3", timeout=180, allow_errors=True,
                resources={"metadata": {"path": sys.argv[4]}}).execute()
 nbformat.write(nb, out)
-'''
+"""
 
 WHERE = "import json, sys, miglab, django; print(json.dumps([sys.executable, miglab.__file__, django.__version__]))"
 
@@ -68,14 +68,26 @@ def student(tmp_path_factory):
     home = base / "home"
     home.mkdir()
     venv = home / "venv"
-    clean = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-             "PIP_CACHE_DIR": str(Path(os.path.expanduser("~")) / ".cache" / "pip"),   # downloads only
-             "PYTHON": os.path.realpath(getattr(sys, "_base_executable", PY))}
+    clean = {
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PIP_CACHE_DIR": str(Path(os.path.expanduser("~")) / ".cache" / "pip"),  # downloads only
+        "PYTHON": os.path.realpath(getattr(sys, "_base_executable", PY)),
+    }
     install = run(["sh", package / "install.sh", venv], home, clean, timeout=1200)
     student_env = {"HOME": str(home), "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
     fetch = run([venv / "bin" / "nbgrader", "fetch_assignment", A], home, student_env)
-    return {"base": base, "course": course, "package": package, "home": home, "venv": venv,
-            "env": student_env, "install": install, "fetch": fetch}
+    return {
+        "base": base,
+        "course": course,
+        "package": package,
+        "home": home,
+        "venv": venv,
+        "env": student_env,
+        "install": install,
+        "fetch": fetch,
+    }
 
 
 def execute(student, notebook: Path, name: str) -> tuple:
@@ -83,8 +95,12 @@ def execute(student, notebook: Path, name: str) -> tuple:
     runner = student["base"] / "run_notebook.py"
     runner.write_text(RUN_NOTEBOOK)
     out = student["home"] / f"{name}.executed.ipynb"
-    run([student["venv"] / "bin" / "python", runner, notebook, out, WHERE, notebook.parent], student["home"],
-        student["env"], timeout=900)
+    run(
+        [student["venv"] / "bin" / "python", runner, notebook, out, WHERE, notebook.parent],
+        student["home"],
+        student["env"],
+        timeout=900,
+    )
     nb = nbformat.read(out, as_version=4)
     last = nb.cells.pop()
     where = json.loads("".join(o.get("text", "") for o in last.outputs if o.output_type == "stream"))
@@ -96,14 +112,21 @@ def errors(cell) -> list:
 
 
 def text(cell, stream=None) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", [])
-                   if o.output_type == "stream" and (stream is None or o.name == stream))
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.output_type == "stream" and (stream is None or o.name == stream)
+    )
 
 
 def test_the_package_is_the_machinery_and_its_pins():
     """What `make student-package` ships: one wheel of miglab (no assignment in it), the pins, the config."""
-    out = subprocess.run([PY, REPO / "tools" / "student_package.py", "--out", "/tmp/miglab-student-pkg-check"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [PY, REPO / "tools" / "student_package.py", "--out", "/tmp/miglab-student-pkg-check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     package = Path("/tmp/miglab-student-pkg-check")
     try:
@@ -113,7 +136,7 @@ def test_the_package_is_the_machinery_and_its_pins():
         assert {n.split("/")[0] for n in names} == {"miglab", "miglab-0.1.0.dist-info"}
         assert "miglab/lab/template/manage.py" in names and "miglab/evidence/record.py" in names
         assert not [n for n in names if n.endswith((".ipynb", ".pyc")) or A in n or "source/" in n]
-        assert all((REPO / n).is_file() for n in names if n.startswith("miglab/"))   # the package, nothing else
+        assert all((REPO / n).is_file() for n in names if n.startswith("miglab/"))  # the package, nothing else
         pins = [line for line in (package / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
         course_pins = (REPO / "requirements.txt").read_text().splitlines()
         assert pins and all(p in course_pins for p in pins)
@@ -127,8 +150,9 @@ def test_the_package_is_the_machinery_and_its_pins():
 
 def test_install_puts_the_course_settings_in_the_environment(student):
     venv = student["venv"]
-    assert (venv / "etc" / "jupyter" / "nbgrader_config.py").read_text() == \
-        (student["package"] / "nbgrader_config.py").read_text()
+    assert (venv / "etc" / "jupyter" / "nbgrader_config.py").read_text() == (
+        student["package"] / "nbgrader_config.py"
+    ).read_text()
     assert "nbgrader fetch_assignment deep_dive" in student["install"].stdout
 
 
@@ -141,7 +165,7 @@ def test_fetch_needs_no_flags_and_gives_the_release(student):
 def test_the_untouched_notebook_runs_its_first_cell_and_checks_in_the_students_kernel(student):
     nb, where = execute(student, student["home"] / A / f"{A}.ipynb", "blank")
     python, miglab_file, django_version = where
-    assert Path(python).parent == student["venv"] / "bin"                       # the student's own kernel
+    assert Path(python).parent == student["venv"] / "bin"  # the student's own kernel
     assert Path(miglab_file).is_relative_to(student["venv"]) and not Path(miglab_file).is_relative_to(REPO)
     assert django_version == "6.1.3"
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -149,7 +173,7 @@ def test_the_untouched_notebook_runs_its_first_cell_and_checks_in_the_students_k
     assert setup.metadata["nbgrader"]["grade_id"] == "setup" and errors(setup) == [], errors(setup)
     checks = [c for c in code if c.metadata.get("nbgrader", {}).get("grade")]
     assert len(checks) == 34
-    for cell in checks:   # a check reports; nothing is missing from the package
+    for cell in checks:  # a check reports; nothing is missing from the package
         for o in errors(cell):
             assert o.ename in ("NameError", "NotImplementedError"), (cell.metadata["nbgrader"]["grade_id"], o)
     assert "✘" in "".join(text(c, "stderr") for c in checks)
@@ -162,7 +186,7 @@ def test_a_solved_notebook_passes_every_visible_check_there(student):
     source = json.loads((REPO / "source" / A / f"{A}.ipynb").read_text())
     solved = student["home"] / "solved" / f"{A}.ipynb"
     solved.parent.mkdir()
-    solved.write_text(json.dumps(solution_notebook(source, REPO, A, A)))   # the student's own work
+    solved.write_text(json.dumps(solution_notebook(source, REPO, A, A)))  # the student's own work
     nb, _ = execute(student, solved, "solved")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in code if errors(c)] == []

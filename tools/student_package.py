@@ -33,8 +33,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # What a student's notebooks import or run, by requirement name (their pins come from requirements.txt).
-STUDENT_REQUIREMENTS = ("Django", "jupyterlab", "notebook", "ipykernel", "ipywidgets", "nbformat", "nbclient",
-                        "nbgrader", "matplotlib", "networkx")
+STUDENT_REQUIREMENTS = (
+    "Django",
+    "jupyterlab",
+    "notebook",
+    "ipykernel",
+    "ipywidgets",
+    "nbformat",
+    "nbclient",
+    "nbgrader",
+    "matplotlib",
+    "networkx",
+)
 
 INSTALL_SH = r"""#!/bin/sh
 # Migrations Deep Dive, student set-up: sh install.sh [VENV]   (default VENV: ~/.venvs/migrations-deep-dive)
@@ -79,8 +89,8 @@ echo "  nbgrader fetch_feedback deep_dive               # once the instructor ha
 def pins(requirements: Path, names=STUDENT_REQUIREMENTS) -> list[str]:
     """The lines of ``requirements`` pinning ``names`` (in that order); SystemExit if one is missing."""
     found = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in requirements.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         m = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*==", line)
         if m:
             found[m.group(1).lower()] = line
@@ -100,11 +110,13 @@ def student_config(course: Path) -> str:
     root = config.get("Exchange", {}).get("root")
     if not course_id or not root:
         raise SystemExit(f"{course}/nbgrader_config.py sets no CourseDirectory.course_id or Exchange.root")
-    return ("# nbgrader settings for a student of this course (made by `make student-package`).\n"
-            "# Read from <venv>/etc/jupyter/ (install.sh puts it there) or ~/.jupyter/.\n"
-            "c = get_config()  # noqa: F821\n"
-            f"c.CourseDirectory.course_id = {course_id!r}\n"
-            f"c.Exchange.root = {root!r}\n")
+    return (
+        "# nbgrader settings for a student of this course (made by `make student-package`).\n"
+        "# Read from <venv>/etc/jupyter/ (install.sh puts it there) or ~/.jupyter/.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.course_id = {course_id!r}\n"
+        f"c.Exchange.root = {root!r}\n"
+    )
 
 
 def build_wheel(root: Path, out: Path) -> Path:
@@ -113,11 +125,26 @@ def build_wheel(root: Path, out: Path) -> Path:
         src = Path(tmp) / "src"
         src.mkdir()
         shutil.copy2(root / "pyproject.toml", src / "pyproject.toml")
-        shutil.copytree(root / "miglab", src / "miglab",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
-                               "--no-deps", "--no-build-isolation", "-w", str(Path(tmp) / "dist"), str(src)],
-                              capture_output=True, text=True)
+        shutil.copytree(
+            root / "miglab", src / "miglab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(Path(tmp) / "dist"),
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise SystemExit(f"building the wheel failed:\n{done.stdout}\n{done.stderr}")
         wheels = list((Path(tmp) / "dist").glob("miglab-*.whl"))
@@ -136,21 +163,28 @@ def build(course: Path = ROOT, out: Path | None = None) -> Path:
     wheel = build_wheel(ROOT, out)
     (out / "requirements.txt").write_text(
         "# The pins a student of Migrations Deep Dive needs (from the course's requirements.txt).\n"
-        + "\n".join(pins(ROOT / "requirements.txt")) + "\n")
+        + "\n".join(pins(ROOT / "requirements.txt"))
+        + "\n"
+    )
     (out / "nbgrader_config.py").write_text(student_config(Path(course)))
     (out / "install.sh").write_text(INSTALL_SH)
     (out / "install.sh").chmod(0o755)
-    for path in [out, *out.iterdir()]:   # students on this machine read it from their own accounts
+    for path in [out, *out.iterdir()]:  # students on this machine read it from their own accounts
         path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() else 0))
-    print(f"student package: {out}/ ({wheel.name}, requirements.txt, nbgrader_config.py, install.sh)\n"
-          f"a student runs:  sh {out}/install.sh")
+    print(
+        f"student package: {out}/ ({wheel.name}, requirements.txt, nbgrader_config.py, install.sh)\n"
+        f"a student runs:  sh {out}/install.sh"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--course", default=str(ROOT), help="course folder whose nbgrader settings students get "
-                                                            "(default: this checkout)")
+    parser.add_argument(
+        "--course",
+        default=str(ROOT),
+        help="course folder whose nbgrader settings students get (default: this checkout)",
+    )
     parser.add_argument("--out", help="output folder (default: dist/student)")
     args = parser.parse_args(argv)
     build(Path(args.course).resolve(), Path(args.out).resolve() if args.out else None)

@@ -3,7 +3,7 @@
 Shared by tests/test_judges.py and bench/bench_isolation.py. It lives with the test fixtures,
 not in miglab: learners get that package, and this is a solution."""
 
-GOOD = '''
+GOOD = """
 from django.db import migrations
 from django.utils.text import slugify
 
@@ -22,4 +22,4 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("library", "0002_book_slug")]
     operations = [migrations.RunPython(forwards, backwards)]
-'''
+"""

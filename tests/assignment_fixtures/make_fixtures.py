@@ -25,30 +25,30 @@ RELEASE = HERE.parent.parent / "release" / "deep_dive" / "deep_dive.ipynb"
 
 PARTIAL = {
     # Assumes every applied migration is in the plan: crashes on the edge cases only.
-    "answer_pending": '''
+    "answer_pending": """
 def pending_migrations(plan, applied):
     rest = list(plan)
     for migration in applied:
         rest.remove(migration)
     return rest
-''',
+""",
     "answer_deps": 'LOANS_0001_DEPENDENCIES = [("library", "0001_initial")]',
-    "answer_get_model": '''
+    "answer_get_model": """
 def get_book_model(apps, schema_editor):
     return apps.get_model("library", "Book")
-''',
+""",
     # No reverse at all: the migration cannot be unapplied.
-    "answer_reverse": '''
+    "answer_reverse": """
 def set_default_loan_days(apps, schema_editor):
     Loan = apps.get_model("loans", "Loan")
     Loan.objects.filter(days__isnull=True).update(days=14)
 
 
 FILL_OPERATION = migrations.RunPython(set_default_loan_days)
-''',
+""",
     "answer_merge": 'MERGE_DEPENDENCIES = [("library", "0003_book_subtitle"), ("library", "0003_book_isbn")]',
     # A depth-first order that never notices a cycle.
-    "answer_order": '''
+    "answer_order": """
 def order_migrations(dependencies):
     order, seen = [], set()
 
@@ -63,9 +63,9 @@ def order_migrations(dependencies):
     for node in dependencies:
         visit(node)
     return order
-''',
+""",
     # Leaves right; conflicts forgets to keep only the apps with several leaves.
-    "answer_leaves": '''
+    "answer_leaves": """
 def find_leaves(dependencies):
     parents_in_app = {p for node, ps in dependencies.items() for p in ps if p[0] == node[0]}
     out = {}
@@ -78,8 +78,8 @@ def find_leaves(dependencies):
 
 def find_conflicts(dependencies):
     return find_leaves(dependencies)
-''',
-    "answer_replay": '''
+""",
+    "answer_replay": """
 def replay_columns(columns, operations):
     result = dict(columns)
     for operation in operations:
@@ -91,12 +91,12 @@ def replay_columns(columns, operations):
         else:
             result[operation[2]] = result.pop(operation[1])
     return result
-''',
+""",
     # Squashing nothing: the schema is right and renames survive, but it is never shorter.
-    "answer_squash": '''
+    "answer_squash": """
 def squash(operations):
     return list(operations)
-''',
+""",
     # Forwards right, but the reverse does nothing: slugs stay filled after migrating back.
     "answer_datamig": '''
 FILL_SLUGS_MIGRATION = """
@@ -117,16 +117,16 @@ class Migration(migrations.Migration):
 """
 ''',
     "answer_q01": 'Q01 = "b"',
-    "answer_q02": 'Q02 = "c"',   # wrong
+    "answer_q02": 'Q02 = "c"',  # wrong
     "answer_q03": 'Q03 = "d"',
-    "answer_q04": 'Q04 = "z"',   # not a choice
+    "answer_q04": 'Q04 = "z"',  # not a choice
     # answer_q05 left as released: raise NotImplementedError()
     "answer_q06": 'Q06 = "b"',
     "answer_q07": 'Q07 = "c"',
     "answer_q08": 'Q08 = "d"',
     "answer_q09": 'Q09 = "b"',
     "answer_q10": 'Q10 = "c"',
-    "answer_q11": 'Q11 = "d"',   # wrong
+    "answer_q11": 'Q11 = "d"',  # wrong
     "answer_q12": 'Q12 = "b"',
     "answer_q13": 'Q13 = "d"',
     "answer_q14": 'Q14 = "a"',
@@ -134,7 +134,7 @@ class Migration(migrations.Migration):
 }
 
 ALTERNATIVE = {
-    "answer_pending": '''
+    "answer_pending": """
 def pending_migrations(plan, applied):
     applied = list(applied)
     result = []
@@ -142,13 +142,13 @@ def pending_migrations(plan, applied):
         if (app_label, name) not in applied:
             result.append((app_label, name))
     return result
-''',
+""",
     "answer_deps": 'LOANS_0001_DEPENDENCIES = [["library", "0002_book_pages"]]',
-    "answer_get_model": '''
+    "answer_get_model": """
 def get_book_model(apps, schema_editor):
     return apps.get_model(app_label="library", model_name="Book")   # keywords: Django accepts them
-''',
-    "answer_reverse": '''
+""",
+    "answer_reverse": """
 def set_default_loan_days(apps, schema_editor):
     Loan = apps.get_model("loans", "Loan")
     Loan.objects.filter(days__isnull=True).update(days=14)
@@ -156,10 +156,10 @@ def set_default_loan_days(apps, schema_editor):
 
 noop = migrations.RunPython.noop
 FILL_OPERATION = migrations.RunPython(code=set_default_loan_days, reverse_code=noop)
-''',
+""",
     "answer_merge": 'MERGE_DEPENDENCIES = (("library", "0003_book_subtitle"), ("library", "0003_book_isbn"))',
     # Kahn's algorithm, newest-first tie break: a different valid order than depth-first.
-    "answer_order": '''
+    "answer_order": """
 def order_migrations(dependencies):
     waiting = {node: len(set(parents)) for node, parents in dependencies.items()}
     children = {node: [] for node in dependencies}
@@ -187,8 +187,8 @@ def order_migrations(dependencies):
     loop = walk[walk.index(node):]
     raise ValueError("these migrations depend on each other in a circle: "
                      + ", ".join(name for _app, name in loop))
-''',
-    "answer_leaves": '''
+""",
+    "answer_leaves": """
 def find_leaves(dependencies):
     from collections import defaultdict
 
@@ -208,8 +208,8 @@ def find_conflicts(dependencies):
         if len(names) >= 2:
             conflicts[app] = names
     return conflicts
-''',
-    "answer_replay": '''
+""",
+    "answer_replay": """
 def replay_columns(columns, operations):
     cols = list(columns.items())
     for op in operations:
@@ -224,7 +224,7 @@ def replay_columns(columns, operations):
     from collections import OrderedDict
 
     return OrderedDict(cols)
-''',
+""",
     # A pairwise optimizer: fold a later operation into an earlier one when nothing in between
     # touches the same model and field names, until no pair folds any more.
     "answer_squash": '''
@@ -332,8 +332,9 @@ class Migration(migrations.Migration):
 ''',
 }
 # Quiz: right letters, written with different spacing and case.
-ALTERNATIVE.update({f"answer_q{n:02d}": f"Q{n:02d} = ' {letter.upper()} '" for n, letter in enumerate(
-    "badcabcdbcabdab", 1)})
+ALTERNATIVE.update(
+    {f"answer_q{n:02d}": f"Q{n:02d} = ' {letter.upper()} '" for n, letter in enumerate("badcabcdbcabdab", 1)}
+)
 
 
 def build(answers: dict[str, str], out: Path) -> None:

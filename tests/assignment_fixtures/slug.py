@@ -37,12 +37,21 @@ def expected(titles: list[str], step: int) -> dict:
     from miglab.evidence.django_setup import ensure_django
 
     ensure_django()
-    return {"books": [[t, slugify(t) if step == 0 else ""] for t in titles],
-            "applied": [["0003_fill_slugs"]] if step == 0 else []}
+    return {
+        "books": [[t, slugify(t) if step == 0 else ""] for t in titles],
+        "applied": [["0003_fill_slugs"]] if step == 0 else [],
+    }
 
 
 def judged(context, text: str, titles: list[str], step: int, hidden: bool = False):
     """``runs_migration``'s verdict on ``text`` with ``titles``, run by ``context``."""
-    return runs_migration(Call(args=[], output=text, expect=expected(titles, step),
-                               params={"scenario": slug_lab(titles), "step": step}, context=context,
-                               hidden=hidden))
+    return runs_migration(
+        Call(
+            args=[],
+            output=text,
+            expect=expected(titles, step),
+            params={"scenario": slug_lab(titles), "step": step},
+            context=context,
+            hidden=hidden,
+        )
+    )

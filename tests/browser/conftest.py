@@ -64,12 +64,16 @@ def chromium() -> Path:
         if not CHROMIUM.exists():
             _install_failure.append(detail)
     if _install_failure:
-        pytest.fail("Chromium is needed for the browser tests and could not be installed "
-                    f"(tools/install_browser.sh {_install_failure[0]}", pytrace=False)
+        pytest.fail(
+            "Chromium is needed for the browser tests and could not be installed "
+            f"(tools/install_browser.sh {_install_failure[0]}",
+            pytrace=False,
+        )
     return CHROMIUM
 
 
 # ------------------------------------------------------------------ the course copy
+
 
 @pytest.fixture(scope="session")
 def course_root(tmp_path_factory) -> Path:
@@ -86,9 +90,10 @@ def course_root(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------ jupyterlab
 
+
 @dataclass
 class Server:
-    url: str            # http://127.0.0.1:<port>/
+    url: str  # http://127.0.0.1:<port>/
     token: str
     root: Path
     log: Path
@@ -113,8 +118,9 @@ class Server:
         return f"{self.url}{path.lstrip('/')}?token={self.token}"
 
     def api(self, path: str, method: str = "GET") -> tuple[int, dict | list | None]:
-        req = urllib.request.Request(f"{self.url}api/{path}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"{self.url}api/{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 body = resp.read()
@@ -209,30 +215,39 @@ def jupyter(course_root, tmp_path_factory) -> Server:
     log = home / "jupyter.log"
     jupyter_bin = Path(sys.executable).with_name("jupyter")
     cmd = [
-        str(jupyter_bin), "lab", "--no-browser", "--allow-root",
-        "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course_root}",
+        str(jupyter_bin),
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--port-retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={course_root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=course_root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    server = Server(url=f"http://127.0.0.1:{port}/", token=token, root=course_root, log=log,
-                    config_dir=home / "config")
+        proc = subprocess.Popen(
+            cmd, cwd=course_root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    server = Server(url=f"http://127.0.0.1:{port}/", token=token, root=course_root, log=log, config_dir=home / "config")
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with status {proc.returncode} while starting:\n"
-                            f"{server.log_tail()}", pytrace=False)
+                pytest.fail(
+                    f"JupyterLab exited with status {proc.returncode} while starting:\n{server.log_tail()}",
+                    pytrace=False,
+                )
             try:
                 if server.api("status")[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not answer within {SERVER_START_TIMEOUT} s:\n{server.log_tail()}",
-                            pytrace=False)
+                pytest.fail(
+                    f"JupyterLab did not answer within {SERVER_START_TIMEOUT} s:\n{server.log_tail()}", pytrace=False
+                )
             time.sleep(0.2)
         yield server
     finally:
@@ -240,6 +255,7 @@ def jupyter(course_root, tmp_path_factory) -> Server:
 
 
 # ------------------------------------------------------------------ the browser
+
 
 @pytest.fixture(scope="session")
 def browser_context(chromium, tmp_path_factory):
@@ -272,16 +288,20 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def page(browser_context, request):
     """A new tab. If the test fails, what the tab showed is saved as .screenshots/browser_FAILED_<test>.png."""
+    from playwright.sync_api import Error as PlaywrightError
+
     tab = browser_context.new_page()
     yield tab
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         SCREENSHOTS.mkdir(exist_ok=True)
         shot = SCREENSHOTS / f"browser_FAILED_{request.node.name}.png"
+        # Best effort: the page may be gone or time out, or the file be unwritable; the test's own error
+        # matters more, so these are only reported.
         try:
             tab.screenshot(path=shot)
             print(f"screenshot of the failure: {shot}")
-        except Exception as err:  # the page may be gone; the test's own error matters more
+        except (PlaywrightError, OSError) as err:
             print(f"no screenshot of the failure: {err}")
     tab.close()
 

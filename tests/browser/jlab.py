@@ -44,8 +44,10 @@ def open_notebook(page: Page, server, relpath: str, kernel_timeout: float = 60_0
 def menu(page: Page, top: str, item: str) -> None:
     """Click ``top`` in the menu bar, then ``item`` in the menu that opens."""
     page.locator(".lm-MenuBar-item", has=page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{top}$"))).click()
-    page.locator(".lm-Menu-item:not(.lm-mod-disabled)",
-                 has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$"))).click()
+    page.locator(
+        ".lm-Menu-item:not(.lm-mod-disabled)",
+        has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")),
+    ).click()
 
 
 # A cell's execution prompt: its input prompt, or, when the input is folded (lesson quiz cells hide
@@ -85,7 +87,9 @@ def run_all_cells_fresh(page: Page, timeout: float = 90_000) -> list[str]:
     # Finished: nothing running or queued, and the kernel says idle.
     page.wait_for_function(
         """() => {
-            const p = (""" + PROMPTS_JS + """)();
+            const p = ("""
+        + PROMPTS_JS
+        + """)();
             const idle = document.querySelector(
                 '.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status="idle"]');
             return p.length > 0 && idle && !p.some(t => t.includes('*'));
@@ -102,12 +106,13 @@ def stderr_outputs(page: Page) -> list[str]:
 
 # ------------------------------------------------------------------ quizzes
 
+
 @dataclass
 class QuizQuestion:
     """The first question of a lesson's quiz, rebuilt from the cell's source with miglab's Question."""
 
-    cell_index: int        # index among the notebook's code cells
-    question: object       # miglab.lab.quiz.Question
+    cell_index: int  # index among the notebook's code cells
+    question: object  # miglab.lab.quiz.Question
 
 
 def first_quiz_question(path) -> QuizQuestion:
@@ -121,11 +126,14 @@ def first_quiz_question(path) -> QuizQuestion:
         if "Quiz(" not in cell.source:
             continue
         tree = ast.parse(cell.source)
-        calls = [n for n in ast.walk(tree)
-                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Question"]
+        calls = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Question"
+        ]
         if not calls:
             continue
         first = min(calls, key=lambda n: (n.lineno, n.col_offset))
         code = compile(ast.Expression(first), str(path), "eval")
-        return QuizQuestion(index, eval(code, {"Question": Question}))  # noqa: S307 (the course's own source)
+        return QuizQuestion(index, eval(code, {"Question": Question}))
     raise AssertionError(f"{path.name}: no cell builds a Quiz([Question(...), ...])")

@@ -19,10 +19,17 @@ import re
 
 import nbformat
 import pytest
+from jlab import (
+    CODE_CELL,
+    first_quiz_question,
+    menu,
+    open_lab,
+    open_notebook,
+    prompts,
+    run_all_cells_fresh,
+    stderr_outputs,
+)
 from playwright.sync_api import Page, expect
-
-from jlab import (CODE_CELL, first_quiz_question, menu, open_lab, open_notebook, prompts,
-                  run_all_cells_fresh, stderr_outputs)
 
 LESSON = "notebooks/01_what_is_a_migration.ipynb"
 ASSIGNMENT = "deep_dive"
@@ -35,6 +42,7 @@ pytestmark = pytest.mark.timeout(300)
 
 # ------------------------------------------------------------------ the checks
 
+
 def check_lesson_runs(page: Page, server, relpath: str, shot=None) -> list[str]:
     """Run every cell of a lesson in the browser; no cell may fail or write an error."""
     open_notebook(page, server, relpath)
@@ -46,7 +54,8 @@ def check_lesson_runs(page: Page, server, relpath: str, shot=None) -> list[str]:
     errors = stderr_outputs(page)
     assert not errors, f"a cell of {relpath} wrote an error in the browser:\n" + "\n---\n".join(errors)
     assert ran == [f"[{i}]:" for i in range(1, n_code + 1)], (
-        f"not every cell of {relpath} ran once, in order (a cell failed or was skipped): {ran}")
+        f"not every cell of {relpath} ran once, in order (a cell failed or was skipped): {ran}"
+    )
     return ran
 
 
@@ -57,7 +66,8 @@ def check_quiz_answers(page: Page, server, relpath: str, shots=(None, None), ren
     cell = page.locator(CODE_CELL).nth(quiz_q.cell_index)
     quiz = cell.locator(".miglab-quiz")
     expect(quiz, "the quiz widget did not render (is the widget manager extension there?)").to_be_visible(
-        timeout=render_timeout)
+        timeout=render_timeout
+    )
     expect(cell).not_to_contain_text("Error displaying widget")
     first = quiz.locator(".miglab-quiz-question").first
     feedback = first.locator(".miglab-quiz-feedback")
@@ -79,22 +89,28 @@ def check_nbgrader_tools(page: Page, timeout=30_000) -> None:
     """nbgrader's lab extension is loaded: Validate in the notebook toolbar, the Create Assignment
     panel and the Nbgrader menu."""
     validate = page.locator(".jp-NotebookPanel-toolbar .validate-button")
-    expect(validate, "nbgrader's Validate button is missing from the notebook toolbar").to_be_visible(
-        timeout=timeout)
+    expect(validate, "nbgrader's Validate button is missing from the notebook toolbar").to_be_visible(timeout=timeout)
     expect(validate).to_have_text("Validate")
-    expect(page.locator(".lm-TabBar-tab", has_text="Create Assignment"),
-           "nbgrader's Create Assignment panel is missing").to_be_visible(timeout=timeout)
-    expect(page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")),
-           "the Nbgrader menu is missing").to_be_visible(timeout=timeout)
+    expect(
+        page.locator(".lm-TabBar-tab", has_text="Create Assignment"), "nbgrader's Create Assignment panel is missing"
+    ).to_be_visible(timeout=timeout)
+    expect(
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")), "the Nbgrader menu is missing"
+    ).to_be_visible(timeout=timeout)
 
 
 # ------------------------------------------------------------------ the course
 
+
 def test_lesson_runs_in_the_browser_and_its_quiz_answers(jupyter, page, screenshots):
     assert (jupyter.root / LESSON).exists(), f"{LESSON} is missing from the course"
     ran = check_lesson_runs(page, jupyter, LESSON, shot=screenshots / "browser_01_lesson_ran.png")
-    check_quiz_answers(page, jupyter, LESSON, shots=(screenshots / "browser_02_quiz_wrong_answer.png",
-                                                     screenshots / "browser_03_quiz_right_answer.png"))
+    check_quiz_answers(
+        page,
+        jupyter,
+        LESSON,
+        shots=(screenshots / "browser_02_quiz_wrong_answer.png", screenshots / "browser_03_quiz_right_answer.png"),
+    )
     assert prompts(page) == ran, "answering the quiz must not re-run cells"
 
 
@@ -128,6 +144,7 @@ def test_instructor_formgrader_lists_the_assignment(jupyter, page, screenshots):
 
 # ------------------------------------------------------------------ the checks can fail
 
+
 def test_self_check_a_failing_lesson_cell_is_caught(jupyter, page):
     nb = nbformat.read(jupyter.root / LESSON, as_version=4)
     middle = len(nb.cells) // 2
@@ -144,10 +161,14 @@ def test_self_check_a_failing_lesson_cell_is_caught(jupyter, page):
 def test_self_check_a_quiz_without_the_widget_manager_is_caught(jupyter, page):
     # Just the lesson's quiz cell, after the imports it needs (quicker than the whole lesson).
     lesson = nbformat.read(jupyter.root / LESSON, as_version=4)
-    quiz_cell = [c for c in lesson.cells if c.cell_type == "code"][first_quiz_question(jupyter.root / LESSON).cell_index]
+    quiz_cell = [c for c in lesson.cells if c.cell_type == "code"][
+        first_quiz_question(jupyter.root / LESSON).cell_index
+    ]
     nb = nbformat.v4.new_notebook(metadata=lesson.metadata)
-    nb.cells = [nbformat.v4.new_code_cell("from miglab.lab.quiz import Quiz, Question"),
-                nbformat.v4.new_code_cell(quiz_cell.source)]
+    nb.cells = [
+        nbformat.v4.new_code_cell("from miglab.lab.quiz import Quiz, Question"),
+        nbformat.v4.new_code_cell(quiz_cell.source),
+    ]
     quiz_only = "notebooks/zz_quiz_only.ipynb"
     nbformat.write(nb, jupyter.root / quiz_only)
     with jupyter.extensions_disabled(WIDGET_MANAGER):

@@ -26,30 +26,41 @@ from playwright.sync_api import Page, expect
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 
-from build_lessons import lesson_files, title_of  # noqa: E402
-from build_site import for_the_web  # noqa: E402
+from build_lessons import lesson_files, title_of
+from build_site import for_the_web
 
 LESSONS = lesson_files()
 NAV_LINK = re.compile(r"\[([^\]]+)\]\((\d\d_[a-z0-9_]+)\.ipynb\)")
-WIDGET_BOXES = ", ".join([
-    ".jupyter-widgets", ".widget-area", ".jp-OutputArea-output",
-    'script[type="application/vnd.jupyter.widget-view+json"]',
-    'script[type="application/vnd.jupyter.widget-state+json"]',
-])
+WIDGET_BOXES = ", ".join(
+    [
+        ".jupyter-widgets",
+        ".widget-area",
+        ".jp-OutputArea-output",
+        'script[type="application/vnd.jupyter.widget-view+json"]',
+        'script[type="application/vnd.jupyter.widget-state+json"]',
+    ]
+)
 WIDGET_TEXTS = ("Loading widget", "Error displaying widget", "Widget Javascript not detected")
 
 
 # ------------------------------------------------------------------ build and serve
 
+
 @pytest.fixture(scope="session")
 def site_html(tmp_path_factory) -> Path:
     """The site, built by `make site` (its tools in _site/.venv, installed there on first use)."""
     out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run(["make", "--no-print-directory", "site", f"SITE=--out {out}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "site", f"SITE=--out {out}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
-        pytest.fail(f"make site failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"make site failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False
+        )
     html = out / "html"
     assert (html / "index.html").is_file(), proc.stdout
     assert (html / ".nojekyll").is_file()  # publishable on GitHub Pages as it is
@@ -73,8 +84,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def site_url(site_html) -> str:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(site_html)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site_html))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -88,6 +100,7 @@ def site_url(site_html) -> str:
 @dataclass
 class Watch:
     """What went wrong while a tab loaded pages: bad responses, requests leaving the machine, JS errors."""
+
     base: str
     problems: list[str] = field(default_factory=list)
 
@@ -100,8 +113,14 @@ class Watch:
                 r.abort()
 
         page.route("**/*", route)
-        page.on("response", lambda resp: resp.status >= 400 and not resp.url.endswith("/favicon.ico")
-                and self.problems.append(f"{resp.status} for {resp.url}"))
+        page.on(
+            "response",
+            lambda resp: (
+                resp.status >= 400
+                and not resp.url.endswith("/favicon.ico")
+                and self.problems.append(f"{resp.status} for {resp.url}")
+            ),
+        )
         page.on("pageerror", lambda err: self.problems.append(f"JavaScript error: {err}"))
 
     def check(self) -> None:
@@ -120,7 +139,8 @@ def heading(page: Page) -> str:
     """The page's H1 without Sphinx's '#' permalink."""
     return page.locator("article h1").first.evaluate(
         "h => [...h.childNodes].filter(n => !(n.classList && n.classList.contains('headerlink')))"
-        ".map(n => n.textContent).join('').trim()")
+        ".map(n => n.textContent).join('').trim()"
+    )
 
 
 def norm(text: str) -> str:
@@ -133,6 +153,7 @@ def go(page: Page, url: str) -> None:
 
 
 # ------------------------------------------------------------------ the front page
+
 
 def test_front_page_lists_every_lesson_and_its_links_open_them(site_tab, site_url, site_lessons, screenshots):
     page, watch = site_tab
@@ -156,6 +177,7 @@ def test_front_page_lists_every_lesson_and_its_links_open_them(site_tab, site_ur
 
 # ------------------------------------------------------------------ each lesson page
 
+
 def expected_outputs(path: Path) -> list[dict]:
     """Per code cell with something to show on the web: its first text lines and picture count."""
     cells = []
@@ -169,8 +191,14 @@ def expected_outputs(path: Path) -> list[dict]:
                 pictures += 1
             elif text:
                 lines.append(norm(next(line for line in text.splitlines() if line.strip())))
-        cells.append({"lines": lines, "pictures": pictures, "folded": "remove-input" in cell.metadata.get("tags", []),
-                      "source": cell.source})
+        cells.append(
+            {
+                "lines": lines,
+                "pictures": pictures,
+                "folded": "remove-input" in cell.metadata.get("tags", []),
+                "source": cell.source,
+            }
+        )
     return cells
 
 
@@ -216,6 +244,7 @@ def test_lesson_page_shows_its_outputs_pictures_and_quizzes(site_tab, site_url, 
 
 # ------------------------------------------------------------------ links between lessons
 
+
 def nav_links(path: Path) -> list[tuple[str, str]]:
     """(title, page stem) of the links in a lesson's navigation cell, as stored."""
     nb = nbformat.read(path, as_version=4)
@@ -241,11 +270,13 @@ def test_navigation_cells_lead_through_the_course_and_back(site_tab, site_url, s
             seen.append(here.stem)
             want = nav_links(here)
             links = nav_paragraph(page).locator("a")
-            shown = [(norm(links.nth(i).text_content()), links.nth(i).get_attribute("href"))
-                     for i in range(links.count())]
+            shown = [
+                (norm(links.nth(i).text_content()), links.nth(i).get_attribute("href")) for i in range(links.count())
+            ]
             assert shown == [(title, f"{stem}.html") for title, stem in want], here.name
-            target = [(t, s) for t, s in want
-                      if (lessons.index(by_stem[s]) > lessons.index(here)) == (direction == "Next")]
+            target = [
+                (t, s) for t, s in want if (lessons.index(by_stem[s]) > lessons.index(here)) == (direction == "Next")
+            ]
             if not target:
                 break
             title, stem = target[0]
