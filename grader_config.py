@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads the file)
+c = get_config()
 
 # nbgrader runs `alembic` by name when it makes a gradebook: run as .venv/bin/nbgrader without the venv on
 # PATH, `generate_assignment --force` would delete release/<a> and then fail. The venv's bin folder first.

@@ -37,9 +37,16 @@ SOURCE = ROOT / "source" / A / f"{A}.ipynb"
 RELEASE = ROOT / "release" / A / f"{A}.ipynb"
 SAMPLE = ROOT / "tests" / "submissions" / A
 PY = sys.executable
-POINTS = {"sql_examples": 2.0, "sql_random": 2.0, "ops_fields": 1.0, "ops_meta": 1.0, "db_default": 2.0,
-          "quiz_q1": 1.0, "quiz_q2": 1.0}
-IN_KERNEL = ["db_default"]    # the plain nbgrader cell: asserts, no check()
+POINTS = {
+    "sql_examples": 2.0,
+    "sql_random": 2.0,
+    "ops_fields": 1.0,
+    "ops_meta": 1.0,
+    "db_default": 2.0,
+    "quiz_q1": 1.0,
+    "quiz_q2": 1.0,
+}
+IN_KERNEL = ["db_default"]  # the plain nbgrader cell: asserts, no check()
 
 
 def source_cells() -> dict[str, str]:
@@ -58,7 +65,7 @@ def rules():
 def changes() -> dict[str, tuple[str, str]]:
     """Part 2's CHANGES, from the notebook's locked cell (the same text the checks pass to the rule)."""
     namespace: dict = {"difflib": __import__("difflib"), "print": lambda *a, **k: None}
-    exec(source_cells()["changes"], namespace)   # the instructor's notebook: trusted code
+    exec(source_cells()["changes"], namespace)  # the instructor's notebook: trusted code
     return namespace["CHANGES"]
 
 
@@ -81,15 +88,15 @@ T100 = ("CharField", {"max_length": 100})
 NO_OP = [
     ("title", T100, ("CharField", {"max_length": 100, "help_text": "As printed on the cover"})),
     ("title", T100, ("CharField", {"max_length": 100, "choices": [["a", "A"]], "blank": True})),
-    ("title", T100, ("CharField", {"max_length": 100, "db_column": "title"})),      # the same column name
-    ("title", T100, ("CharField", {"max_length": 100, "null": False})),             # an option at its default
+    ("title", T100, ("CharField", {"max_length": 100, "db_column": "title"})),  # the same column name
+    ("title", T100, ("CharField", {"max_length": 100, "null": False})),  # an option at its default
     ("flag", ("BooleanField", {"default": False}), ("BooleanField", {"default": False, "verbose_name": "on"})),
 ]
 NEEDS_SQL = [
     ("title", T100, ("CharField", {"max_length": 200})),
-    ("pages", ("IntegerField", {}), ("IntegerField", {"default": 0})),              # a Python default, too
+    ("pages", ("IntegerField", {}), ("IntegerField", {"default": 0})),  # a Python default, too
     ("title", T100, ("CharField", {"max_length": 100, "db_default": "untitled"})),
-    ("title", T100, ("CharField", {"max_length": 100, "db_column": "heading"})),    # a renamed column
+    ("title", T100, ("CharField", {"max_length": 100, "db_column": "heading"})),  # a renamed column
     ("email", ("CharField", {"max_length": 254}), ("EmailField", {"max_length": 254})),
     ("title", T100, ("CharField", {"max_length": 100, "db_index": True})),
 ]
@@ -143,8 +150,11 @@ def test_sql_rule_agrees_with_djangos_own_decision_and_with_real_sqlmigrate(rule
         printed = lab.manage("sqlmigrate", "library", "0002")
         assert printed.returncode == 0, printed.stderr
         assert ("-- (no-op)" not in printed.stdout) == expect_sql, printed.stdout
-        statements = [s for s in printed.stdout.splitlines()
-                      if s.strip() and not s.startswith("--") and s not in ("BEGIN;", "COMMIT;")]
+        statements = [
+            s
+            for s in printed.stdout.splitlines()
+            if s.strip() and not s.startswith("--") and s not in ("BEGIN;", "COMMIT;")
+        ]
         mine = [s for s in sqlmigrate(name, before, after) if not s.startswith("--")]
         assert [re.sub(r"\s+", " ", s) for s in statements] == [re.sub(r"\s+", " ", s) for s in mine]
 
@@ -165,8 +175,16 @@ def test_the_sql_shown_in_part_1_is_what_django_prints(rules):
 
 # ---------------------------------------------------------------- rule 2: the autodetector
 
-RIGHT = {"a": "AlterField", "b": "AlterField", "c": "AddField", "d": None,
-         "e": "AddIndex", "f": "AlterModelOptions", "g": "AlterModelTable", "h": "AddConstraint"}
+RIGHT = {
+    "a": "AlterField",
+    "b": "AlterField",
+    "c": "AddField",
+    "d": None,
+    "e": "AddIndex",
+    "f": "AlterModelOptions",
+    "g": "AlterModelTable",
+    "h": "AddConstraint",
+}
 
 
 def test_operation_rule_judges_right_and_wrong_answers_by_the_autodetector(rules, changes):
@@ -177,11 +195,12 @@ def test_operation_rule_judges_right_and_wrong_answers_by_the_autodetector(rules
         wrong = dict(RIGHT, **{letter: "RunSQL"})
         verdict = judged(rule, ops_call(letter, before, after, wrong))
         assert not verdict.ok and verdict.reason.startswith(f"change {letter}:"), letter
-    before, after = changes["d"]   # no migration at all: None, or an empty list
+    before, after = changes["d"]  # no migration at all: None, or an empty list
     assert judged(rule, ops_call("d", before, after, {**RIGHT, "d": []})).ok
     assert not judged(rule, ops_call("d", before, after, {**RIGHT, "d": "AlterField"})).ok
-    before, after = changes["e"]   # any mapping, a one-item list, Django's module prefix: the same answer
+    before, after = changes["e"]  # any mapping, a one-item list, Django's module prefix: the same answer
     from collections import OrderedDict
+
     assert judged(rule, ops_call("e", before, after, OrderedDict({**RIGHT, "e": ["migrations.AddIndex"]}))).ok
     missing = {k: v for k, v in RIGHT.items() if k != "e"}
     verdict = judged(rule, ops_call("e", before, after, missing))
@@ -230,8 +249,9 @@ def _indent(body: str) -> str:
 
 @pytest.mark.slow
 def test_check_command_reports_ready():
-    done = subprocess.run([PY, "-m", "miglab.grading", "check", A], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT, check=False)
+    done = subprocess.run(
+        [PY, "-m", "miglab.grading", "check", A], capture_output=True, text=True, timeout=600, cwd=ROOT, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "ready", done.stdout
@@ -248,15 +268,25 @@ def test_release_is_nbgraders_and_holds_no_solution_hidden_test_rule_or_seed():
     from miglab.grading.release import release_problems
 
     assert release_problems(ROOT, A) == []
-    assert sorted(p.name for p in RELEASE.parent.iterdir()) == [f"{A}.ipynb"]   # rules.py stays in source/
+    assert sorted(p.name for p in RELEASE.parent.iterdir()) == [f"{A}.ipynb"]  # rules.py stays in source/
     text = RELEASE.read_text()
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-    for secret in ("0xF1E1D5", "random_change", "CHOSEN", 'expect="b"', 'expect="d"', "db_default=Now()",
-                   "PRAGMA table_info"):
+    for secret in (
+        "0xF1E1D5",
+        "random_change",
+        "CHOSEN",
+        'expect="b"',
+        'expect="d"',
+        "db_default=Now()",
+        "PRAGMA table_info",
+    ):
         assert secret not in text, secret
     nb = nbformat.read(str(RELEASE), as_version=4)
-    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
-              for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    points = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
     assert points == POINTS and sum(points.values()) == 10
     assert all(not c.get("outputs") for c in nb.cells)
 
@@ -279,8 +309,12 @@ def test_the_plain_assert_cell_has_no_check_and_every_other_graded_cell_has_one(
 
 
 def test_sample_class_is_generated_from_the_current_assignment():
-    done = subprocess.run([PY, str(ROOT / "tests" / "submissions" / "make_sample_class.py"), "--assignment", A,
-                           "--check"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [PY, str(ROOT / "tests" / "submissions" / "make_sample_class.py"), "--assignment", A, "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -339,16 +373,26 @@ def sqlite_book_table(**fields):
 
 HAND_MADE = {
     # naive Part 1 (no db_column rule, options at their default counted), a wrong a, a Python default, Q2 wrong
-    "mistakes": ({"answer_needs_sql": NAIVE_NEEDS_SQL,
-                  "answer_which": "WHICH_OPERATION = " + repr({**RIGHT, "a": "AddIndex"}),
-                  "answer_db_default": "STOCK_FIELD = models.IntegerField(default=0)\n"
-                                       "ADDED_FIELD = models.DateTimeField(auto_now_add=True)",
-                  "answer_q2": 'Q2 = "c"'},
-                 {"sql_examples": 0.0, "sql_random": 0.0, "ops_fields": 0.0, "ops_meta": 1.0, "db_default": 0.0,
-                  "quiz_q1": 1.0, "quiz_q2": 0.0}),
+    "mistakes": (
+        {
+            "answer_needs_sql": NAIVE_NEEDS_SQL,
+            "answer_which": "WHICH_OPERATION = " + repr({**RIGHT, "a": "AddIndex"}),
+            "answer_db_default": "STOCK_FIELD = models.IntegerField(default=0)\n"
+            "ADDED_FIELD = models.DateTimeField(auto_now_add=True)",
+            "answer_q2": 'Q2 = "c"',
+        },
+        {
+            "sql_examples": 0.0,
+            "sql_random": 0.0,
+            "ops_fields": 0.0,
+            "ops_meta": 1.0,
+            "db_default": 0.0,
+            "quiz_q1": 1.0,
+            "quiz_q2": 0.0,
+        },
+    ),
     # every answer right, but Part 1 asks Django: both of its cells score 0, with that reason
-    "delegates": ({"answer_needs_sql": DELEGATING_NEEDS_SQL},
-                  {**POINTS, "sql_examples": 0.0, "sql_random": 0.0}),
+    "delegates": ({"answer_needs_sql": DELEGATING_NEEDS_SQL}, {**POINTS, "sql_examples": 0.0, "sql_random": 0.0}),
     # the in-kernel cell is forgeable, which is why it is labelled: full marks for a wrong Part 3
     "forges_asserts": ({"answer_db_default": FORGED_DB_DEFAULT}, dict(POINTS)),
 }
@@ -373,8 +417,11 @@ def test_the_naive_answer_really_is_wrong_where_the_expected_scores_say(rules):
     rule = rules.resolve({"name": "sql_like_sqlmigrate"})
     calls = _planned_calls()
     for gid in ("sql_examples", "sql_random"):
-        wrong = [c for c in calls[gid] if c.rule and not judged(rule, Call(
-            args=c.args, output=namespace["needs_sql"](*_decoded(c.args)))).ok]
+        wrong = [
+            c
+            for c in calls[gid]
+            if c.rule and not judged(rule, Call(args=c.args, output=namespace["needs_sql"](*_decoded(c.args)))).ok
+        ]
         assert wrong, gid
 
 
@@ -410,13 +457,33 @@ def graded_class(tmp_path_factory):
         (downloads / f"{student}.ipynb").write_text(hand_made(answers))
     report = import_submissions(downloads, course, A)
     expected = json.loads((SAMPLE / "expected.json").read_text())
-    expected.update({s: {"status": "ok", "scores": scores, "total": sum(scores.values())}
-                     for s, (_, scores) in HAND_MADE.items()})
+    expected.update(
+        {s: {"status": "ok", "scores": scores, "total": sum(scores.values())} for s, (_, scores) in HAND_MADE.items()}
+    )
     assert sorted(report.imported) == sorted(expected) and not report.problems
     env = {**os.environ, "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([PY, "-m", "miglab.grading", "grade", A, "--course", str(course), "-j", "2",
-                           "--cell-timeout", "10", "--no-progress"], capture_output=True, text=True, timeout=900,
-                          env=env, cwd=course, check=False)
+    done = subprocess.run(
+        [
+            PY,
+            "-m",
+            "miglab.grading",
+            "grade",
+            A,
+            "--course",
+            str(course),
+            "-j",
+            "2",
+            "--cell-timeout",
+            "10",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=course,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return course, expected, done.stdout
 
@@ -447,8 +514,10 @@ def test_every_student_gets_the_exact_expected_scores_and_status(graded_class):
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "migrations-deep-dive") as gb:
-        book = {s.student.id: {g.name: g.auto_score for nb in s.notebooks for g in nb.grades}
-                for s in gb.find_assignment(A).submissions}
+        book = {
+            s.student.id: {g.name: g.auto_score for nb in s.notebooks for g in nb.grades}
+            for s in gb.find_assignment(A).submissions
+        }
     assert book == {s: e["scores"] for s, e in expected.items()}
 
 

@@ -33,8 +33,13 @@ GRADEBOOK = "miglab_test_gradebook"
 
 
 def cli(*args: str, course: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "miglab.grading", *args, "--course", str(course)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PY, "-m", "miglab.grading", *args, "--course", str(course)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def grades(db_url: str) -> dict:
@@ -46,8 +51,7 @@ def grades(db_url: str) -> dict:
 
     with Gradebook(db_url, "migrations-deep-dive") as gb:
         a = gb.find_assignment(A)
-        scores = {sub.student.id: {g.name: g.score for nb in sub.notebooks for g in nb.grades}
-                  for sub in a.submissions}
+        scores = {sub.student.id: {g.name: g.score for nb in sub.notebooks for g in nb.grades} for sub in a.submissions}
         with gb.engine.connect() as conn:
             status = {r.student: r.status for r in conn.execute(select(LEDGER).where(LEDGER.c.assignment == A))}
     return {s: (scores[s], status.get(s)) for s in scores}
@@ -55,7 +59,7 @@ def grades(db_url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pg():
-    server = postgres.server()   # this process's lease keeps the server up for the child commands
+    server = postgres.server()  # this process's lease keeps the server up for the child commands
     server.create_database(GRADEBOOK, replace=True)
     yield server
     server.drop_database(GRADEBOOK)
@@ -114,17 +118,24 @@ def test_a_rerun_on_postgresql_skips_every_unchanged_submission(both):
     assert done.returncode == 0 and "graded 0" in done.stdout and "6 unchanged (skipped)" in done.stdout, done.stdout
 
 
-NO_DRIVER = ("import sys\n"
-             "sys.modules['psycopg'] = None   # as if psycopg were not installed: import psycopg fails\n"
-             "from miglab.grading.cli import main\n"
-             "sys.exit(main(sys.argv[1:]))\n")
+NO_DRIVER = (
+    "import sys\n"
+    "sys.modules['psycopg'] = None   # as if psycopg were not installed: import psycopg fails\n"
+    "from miglab.grading.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 @pytest.mark.parametrize("command", ["grade", "integrity"])
 def test_without_the_driver_one_clear_line(both, command):
     course, _, pg_url, _ = both
-    done = subprocess.run([PY, "-c", NO_DRIVER, command, A, "--course", str(course), "--db", pg_url], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [PY, "-c", NO_DRIVER, command, A, "--course", str(course), "--db", pg_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("error: the gradebook postgresql+psycopg://postgres@/miglab_test_gradebook")

@@ -40,7 +40,10 @@ def pairs(data: Any, what: str = "the answer") -> list[tuple[str, str]]:
     return out
 
 
-def graph_of(data: Any) -> dict[tuple, list[tuple]]:
+Node = tuple[Any, ...]  # a migration (app, name), decoded from evidence
+
+
+def graph_of(data: Any) -> dict[Node, list[Node]]:
     """A migration graph input (``{(app, name): [(app, name), ...]}``) decoded."""
     graph = from_json(data)
     if not isinstance(graph, dict):
@@ -48,15 +51,18 @@ def graph_of(data: Any) -> dict[tuple, list[tuple]]:
     return {hashable(k): [hashable(p) for p in v] for k, v in graph.items()}
 
 
-def _node(n: tuple) -> str:
+def _node(n: Node) -> str:
     return f"{n[0]}.{n[1]}"
 
 
 def migration_pairs(call: Call) -> Verdict:
     """The answer is a list of ``(app, name)`` pairs (its form only)."""
     found = pairs(call.output, "the answer")
-    return Verdict(True, f"a list of {len(found)} migration{'s' if len(found) != 1 else ''}; "
-                         "whether it is right is marked when your notebook is graded")
+    return Verdict(
+        True,
+        f"a list of {len(found)} migration{'s' if len(found) != 1 else ''}; "
+        "whether it is right is marked when your notebook is graded",
+    )
 
 
 migration_pairs.decides_without_expect = False  # type: ignore[attr-defined]
@@ -66,7 +72,7 @@ def returns_historical_model(call: Call) -> Verdict:
     """With ``probe="apps"``: the function asked ``apps.get_model`` for ``model=`` and returned its answer."""
     facts = call.output
     if not isinstance(facts, dict) or not isinstance(facts.get("calls"), list):
-        raise BadAnswer("use probe=\"apps\" with returns_historical_model")
+        raise BadAnswer('use probe="apps" with returns_historical_model')
     app, model = str(call.params.get("model", "")).split(".", 1)
     if not facts["calls"]:
         return Verdict(False, "the function never called apps.get_model")
@@ -112,14 +118,14 @@ def valid_plan(call: Call) -> Verdict:
     return Verdict(True, "every migration comes after all it depends on")
 
 
-def cycle_members(deps: dict[tuple, list[tuple]]) -> set[tuple]:
+def cycle_members(deps: dict[Node, list[Node]]) -> set[Node]:
     """Every migration that lies on some cycle (strongly connected components, self-loops)."""
     import networkx as nx
 
     g = nx.DiGraph()
     g.add_nodes_from(deps)
     g.add_edges_from((p, n) for n, ps in deps.items() for p in ps)
-    members: set[tuple] = set()
+    members: set[Node] = set()
     for component in nx.strongly_connected_components(g):
         if len(component) > 1 or any(g.has_edge(n, n) for n in component):
             members |= set(component)
@@ -131,12 +137,12 @@ def names_cycle(call: Call) -> Verdict:
     deps = graph_of(call.args[0])
     raised = call.output
     if not isinstance(raised, dict) or not isinstance(raised.get("raised"), bool):
-        raise BadAnswer("use probe=\"raises\" with names_cycle")
+        raise BadAnswer('use probe="raises" with names_cycle')
     if not raised["raised"]:
         return Verdict(False, "no error was raised for a graph with a cycle")
     if raised.get("value_error") is not True:
         return Verdict(False, f"the error should be a ValueError, not {_word(raised.get('type'))}")
-    message = raised.get("message") if isinstance(raised.get("message"), str) else ""
+    message: str = raised["message"] if isinstance(raised.get("message"), str) else ""
     on_cycle = cycle_members(deps)
     missing = [n for n in sorted(on_cycle) if n[1] not in message]
     if missing:
@@ -199,7 +205,7 @@ def squashes(call: Call) -> Verdict:
         return Verdict(False, f"the squashed operations do not apply in order: {exc}")
     try:
         same = project_state(existing + squashed, app) == project_state(existing + original, app)
-    except Exception as exc:  # a state Django cannot build
+    except Exception as exc:  # noqa: BLE001 - any state Django cannot build is the answer's fault
         return Verdict(False, f"Django could not replay the squashed operations ({type(exc).__name__})")
     if not same:
         return Verdict(False, "replaying the squashed operations does not give the same final schema")
@@ -208,10 +214,11 @@ def squashes(call: Call) -> Verdict:
         return Verdict(False, f"the squashed list has {len(squashed)} operations; {limit} are enough")
     if call.params.get("keep_data") and mine != lineage(existing, original, app):
         return Verdict(False, "a column that keeps its data in the input (a rename) is dropped and created again")
-    return Verdict(True, "same final schema" + (", as short as Django's optimizer" if call.params.get("shortest") else ""))
+    shortest = ", as short as Django's optimizer" if call.params.get("shortest") else ""
+    return Verdict(True, "same final schema" + shortest)
 
 
-def _operations(data: Any, what: str) -> list:
+def _operations(data: Any, what: str) -> list[Any]:
     from django.db.migrations.operations.base import Operation
 
     if not isinstance(data, list):
@@ -244,11 +251,14 @@ def runs_migration(call: Call) -> Verdict:
     step = int(call.params.get("step", 0))
     try:
         result = call.context.run_scenario(scenario, call.output)
-    except PostgresUnavailable:   # in a learner's kernel only: the judge's context never raises
+    except PostgresUnavailable:  # in a learner's kernel only: the judge's context never raises
         if call.hidden:
             return Verdict(False, "the migration could not be run")
-        return Verdict(True, "recorded; PostgreSQL is not available in this kernel, so this check runs when "
-                             "your notebook is graded (Lab(\"try\", db=\"postgresql\") says why)")
+        return Verdict(
+            True,
+            "recorded; PostgreSQL is not available in this kernel, so this check runs when "
+            'your notebook is graded (Lab("try", db="postgresql") says why)',
+        )
     # What the student's code printed or stored is quoted back only for a visible example run
     # before any hidden one in the same sandbox (a hidden run could have left its rows behind).
     quote = not call.hidden and not result.get("after_hidden", False)

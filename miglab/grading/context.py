@@ -32,7 +32,7 @@ from ..lab.postgres import PostgresUnavailable
 from ..lab.scenario import Scenario, run_scenario, trusted_manage
 
 ScenarioRunner = Callable[[Scenario, str], dict]
-PG_SOCKET = "/run/postgresql"   # where a judge sandbox sees the PostgreSQL server's socket folder
+PG_SOCKET = "/run/postgresql"  # where a judge sandbox sees the PostgreSQL server's socket folder
 
 
 class JudgeContext:
@@ -48,9 +48,9 @@ class JudgeContext:
         if key not in self._cache:
             try:
                 result = self._runner(Scenario.from_dict(scenario), answer)
-            except PostgresUnavailable as exc:   # the grader's machine, not the student's answer
+            except PostgresUnavailable as exc:  # the grader's machine, not the student's answer
                 result = {"error": f"the grader could not run this check: {str(exc).splitlines()[0]}"}
-            except Exception as exc:  # a lab the student's code left unreadable: a failed check, not a crash
+            except Exception as exc:  # noqa: BLE001 - a lab the student's code left unreadable: a failed check
                 result = {"error": f"the migration left the lab unreadable ({type(exc).__name__}: {exc})"}
             self._cache[key] = {**result, "after_hidden": self._hidden_seen}
         return self._cache[key]
@@ -79,7 +79,7 @@ class JudgeSandbox:
 
     def __init__(self) -> None:
         self._session = None
-        self._lock = threading.Lock()   # one student's commands at a time (Dask runs tasks in threads)
+        self._lock = threading.Lock()  # one student's commands at a time (Dask runs tasks in threads)
         atexit.register(self.close)
         # A process-pool worker ends without running atexit handlers: multiprocessing's finalizers run.
         from multiprocessing import util
@@ -90,7 +90,7 @@ class JudgeSandbox:
         if scenario.db == "postgresql":
             from ..lab import postgres
 
-            server = postgres.server()   # a lease for as long as this worker lives
+            server = postgres.server()  # a lease for as long as this worker lives
             session = self._get(((str(server.socket_dir), PG_SOCKET),))
             return run_scenario(scenario, answer, manage=session.manage, root=session.root, pg_socket=PG_SOCKET)
         session = self._get(())

@@ -40,20 +40,23 @@ from .model import NOT_RUN, AssignmentInfo, Result
 
 _META = MetaData()
 LEDGER = Table(
-    "miglab_results", _META,
+    "miglab_results",
+    _META,
     Column("assignment", String(128), primary_key=True),
     Column("student", String(128), primary_key=True),
     Column("submission_hash", String(64), nullable=False),
     Column("assignment_version", String(64), nullable=False),
     Column("status", String(32), nullable=False),
     Column("reason", Text, nullable=False, default=""),
-    Column("notes", Text, nullable=False, default="[]"),        # JSON list, for the student
-    Column("review", Text, nullable=False, default="[]"),       # JSON list, for the instructor
+    Column("notes", Text, nullable=False, default="[]"),  # JSON list, for the student
+    Column("review", Text, nullable=False, default="[]"),  # JSON list, for the instructor
     Column("total", Float, nullable=False),
     Column("max_total", Float, nullable=False),
-    Column("scores", Text, nullable=False),   # JSON: [{notebook, grade_id, score, max_score, reason, scored_by}]
+    Column("scores", Text, nullable=False),  # JSON: [{notebook, grade_id, score, max_score, reason, scored_by}]
     Column("judged", Boolean, nullable=False, default=False),
-    Column("seconds", Float), Column("kernel_start", Float), Column("cell_seconds", Float),
+    Column("seconds", Float),
+    Column("kernel_start", Float),
+    Column("cell_seconds", Float),
     Column("graded_at", String(40), nullable=False),
 )
 
@@ -80,9 +83,10 @@ def require_driver(db_url: str) -> None:
         module = (exc.name or dialect.driver or "").split(".")[0]
         where = url.render_as_string(hide_password=True)
         hint = DRIVER_HINTS.get(module, f"pip install {module}")
-        raise AssignmentError(f"the gradebook {where} needs the Python driver {module!r}, which is not installed "
-                              f"here: {hint}") from None
-    if url.get_backend_name() != "sqlite":   # a server: say at once, in one line, if it cannot be reached
+        raise AssignmentError(
+            f"the gradebook {where} needs the Python driver {module!r}, which is not installed here: {hint}"
+        ) from None
+    if url.get_backend_name() != "sqlite":  # a server: say at once, in one line, if it cannot be reached
         _can_connect(url)
 
 
@@ -139,24 +143,32 @@ def sync_gradebook(db_url: str, info: AssignmentInfo, root: Path) -> str:
         return "present"
     with tempfile.TemporaryDirectory(prefix="miglab-sync-") as t:
         try:
-            generate(Path(root) / "source" / info.assignment_id, Path(t), info.assignment_id,
-                     info.course_id, db_url, info.config)
+            generate(
+                Path(root) / "source" / info.assignment_id,
+                Path(t),
+                info.assignment_id,
+                info.course_id,
+                db_url,
+                info.config,
+            )
         except AssignmentError as exc:
             raise AssignmentError(_changed_cells_message(info, have or {}, want or {}, exc)) from None
     return "created" if have is None else "updated"
 
 
 def _changed_cells_message(info: AssignmentInfo, have: dict, want: dict, exc: Exception) -> str:
-    graded = lambda cells: {(nb, c) for nb, c, kind in cells if kind == "grade"}  # noqa: E731
+    graded = lambda cells: {(nb, c) for nb, c, kind in cells if kind == "grade"}
     gone = sorted(f"{nb}:{c}" for nb, c in graded(have) - graded(want))
     new = sorted(f"{nb}:{c}" for nb, c in graded(want) - graded(have))
     a = info.assignment_id
-    return (f"the graded cells of {a} changed after submissions were graded "
-            f"(removed: {', '.join(gone) or 'none'}; added: {', '.join(new) or 'none'}), and nbgrader keeps the "
-            f"old cells' grades, so it cannot update the gradebook ({str(exc).splitlines()[-1][:200]}). "
-            f"Either put the removed cells back, or start the assignment's grades afresh: "
-            f"`python -m miglab.grading grade {a} --rebuild-gradebook` removes {a} and its grades from the "
-            f"gradebook (students stay) and grades every submission again.")
+    return (
+        f"the graded cells of {a} changed after submissions were graded "
+        f"(removed: {', '.join(gone) or 'none'}; added: {', '.join(new) or 'none'}), and nbgrader keeps the "
+        f"old cells' grades, so it cannot update the gradebook ({str(exc).splitlines()[-1][:200]}). "
+        f"Either put the removed cells back, or start the assignment's grades afresh: "
+        f"`python -m miglab.grading grade {a} --rebuild-gradebook` removes {a} and its grades from the "
+        f"gradebook (students stay) and grades every submission again."
+    )
 
 
 def remove_assignment(db_url: str, course_id: str, assignment_id: str) -> None:
@@ -244,20 +256,39 @@ class GradebookWriter:
             try:
                 gb.find_comment(name, nb_id, result.assignment_id, result.student_id).auto_comment = text
             except MissingEntry:
-                continue   # a comment of a cell this gradebook does not have
+                continue  # a comment of a cell this gradebook does not have
 
 
 def ledger_row(result: Result) -> dict:
     return {
-        "assignment": result.assignment_id, "student": result.student_id,
-        "submission_hash": result.submission_hash, "assignment_version": result.assignment_version,
-        "status": result.status, "reason": result.reason or "", "notes": json.dumps(result.notes),
-        "review": json.dumps(result.review), "total": float(result.total), "max_total": float(result.max_total),
-        "scores": json.dumps([{"notebook": s.notebook, "grade_id": s.grade_id, "score": s.score,
-                               "max_score": s.max_score, "reason": s.reason, "scored_by": s.scored_by}
-                              for s in result.scores]),
-        "judged": result.judged, "seconds": result.seconds, "kernel_start": result.kernel_start,
-        "cell_seconds": result.cell_seconds, "graded_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "assignment": result.assignment_id,
+        "student": result.student_id,
+        "submission_hash": result.submission_hash,
+        "assignment_version": result.assignment_version,
+        "status": result.status,
+        "reason": result.reason or "",
+        "notes": json.dumps(result.notes),
+        "review": json.dumps(result.review),
+        "total": float(result.total),
+        "max_total": float(result.max_total),
+        "scores": json.dumps(
+            [
+                {
+                    "notebook": s.notebook,
+                    "grade_id": s.grade_id,
+                    "score": s.score,
+                    "max_score": s.max_score,
+                    "reason": s.reason,
+                    "scored_by": s.scored_by,
+                }
+                for s in result.scores
+            ]
+        ),
+        "judged": result.judged,
+        "seconds": result.seconds,
+        "kernel_start": result.kernel_start,
+        "cell_seconds": result.cell_seconds,
+        "graded_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
 
 
@@ -282,13 +313,15 @@ def check_integrity(db_url: str, course_id: str, assignment: str, root: Path | N
         try:
             a = gb.find_assignment(assignment)
         except MissingEntry:
-            return problems + [f"assignment {assignment} is not in the gradebook"]
+            return [*problems, f"assignment {assignment} is not in the gradebook"]
         cells = {(nb.name, c.name) for nb in a.notebooks for c in nb.grade_cells}
         ledger = {}
         with gb.engine.connect() as conn:
             if gb.engine.dialect.has_table(conn, LEDGER.name):
-                ledger = {r["student"]: dict(r) for r in conn.execute(
-                    select(LEDGER).where(LEDGER.c.assignment == assignment)).mappings()}
+                ledger = {
+                    r["student"]: dict(r)
+                    for r in conn.execute(select(LEDGER).where(LEDGER.c.assignment == assignment)).mappings()
+                }
         subs = {s.student.id: s for s in a.submissions}
         for sid, sub in subs.items():
             problems += _submission_problems(sid, sub, cells, ledger.get(sid), a, root)
@@ -300,7 +333,7 @@ def _sqlite_problems(db_url: str) -> list[str]:
     """SQLite's own check of its file (other databases: nothing to do here)."""
     if not db_url.startswith("sqlite:///"):
         return []
-    con = sqlite3.connect(db_url[len("sqlite:///"):])
+    con = sqlite3.connect(db_url[len("sqlite:///") :])
     try:
         verdict = con.execute("PRAGMA integrity_check").fetchone()[0]
         return [] if verdict == "ok" else [f"sqlite integrity_check: {verdict}"]
@@ -338,7 +371,11 @@ def _duplicate_submissions(engine: Any, assignment: str) -> list[str]:
     with engine.connect() as conn:
         if not engine.dialect.has_table(conn, "submitted_assignment"):
             return []
-        dups = conn.execute(text(
-            "SELECT s.student_id, COUNT(*) FROM submitted_assignment s JOIN assignment a ON s.assignment_id = a.id "
-            "WHERE a.name = :name GROUP BY s.student_id HAVING COUNT(*) > 1"), {"name": assignment}).fetchall()
+        dups = conn.execute(
+            text(
+                "SELECT s.student_id, COUNT(*) FROM submitted_assignment s JOIN assignment a ON s.assignment_id = a.id "
+                "WHERE a.name = :name GROUP BY s.student_id HAVING COUNT(*) > 1"
+            ),
+            {"name": assignment},
+        ).fetchall()
     return [f"student {s} has {n} submissions" for s, n in dups]

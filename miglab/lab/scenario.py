@@ -63,17 +63,19 @@ from typing import Any
 from .display import LabError
 from .project import Lab
 
-OUTPUT_TAIL = 1500      # characters of a step's output kept in the result
-MAX_ROWS = 1000         # rows kept per query
-MAX_VALUE = 10_000      # characters kept per value
+OUTPUT_TAIL = 1500  # characters of a step's output kept in the result
+MAX_ROWS = 1000  # rows kept per query
+MAX_VALUE = 10_000  # characters kept per value
 BACKENDS = ("sqlite", "postgresql")
 PG_CONNECTION_LIMIT = 8  # connections one scenario's role may hold (the server has 100 for everyone)
 # Every read on PostgreSQL: read-only, bounded in time, with the server's own functions first on the
 # search path and fixed formats, whatever the answer set for its role or its database.
-PG_READ_SECONDS = 60     # all the reads of one run, together: a view the answer made slow cannot stall the grader
-PG_READ_OPTIONS = ("-c default_transaction_read_only=on -c statement_timeout=5000 -c lock_timeout=5000 "
-                   "-c search_path=pg_catalog,public -c DateStyle=ISO,YMD -c TimeZone=UTC "
-                   "-c IntervalStyle=postgres -c extra_float_digits=1")
+PG_READ_SECONDS = 60  # all the reads of one run, together: a view the answer made slow cannot stall the grader
+PG_READ_OPTIONS = (
+    "-c default_transaction_read_only=on -c statement_timeout=5000 -c lock_timeout=5000 "
+    "-c search_path=pg_catalog,public -c DateStyle=ISO,YMD -c TimeZone=UTC "
+    "-c IntervalStyle=postgres -c extra_float_digits=1"
+)
 PG_SETUP_OPTIONS = "-c search_path=public -c DateStyle=ISO,YMD -c TimeZone=UTC"
 
 
@@ -86,9 +88,9 @@ class Scenario:
     setup: list[list[str]] = field(default_factory=list)
     rows: dict[str, list[dict]] = field(default_factory=dict)
     later_files: dict[str, str] = field(default_factory=dict)
-    db: str = "sqlite"                                   # or "postgresql": a database of its own, see above
-    setup_sql: list[str] = field(default_factory=list)   # trusted SQL after the rows, before the answer
-    read_start: bool = False                             # also read before the answer is written ("start")
+    db: str = "sqlite"  # or "postgresql": a database of its own, see above
+    setup_sql: list[str] = field(default_factory=list)  # trusted SQL after the rows, before the answer
+    read_start: bool = False  # also read before the answer is written ("start")
 
     def as_dict(self) -> dict:
         """The scenario as plain data (for ``check(..., scenario=...)``)."""
@@ -96,8 +98,22 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scenario:
-        known = {k: data[k] for k in ("files", "answer_path", "steps", "read", "setup", "rows", "later_files",
-                                      "db", "setup_sql", "read_start") if k in data}
+        known = {
+            k: data[k]
+            for k in (
+                "files",
+                "answer_path",
+                "steps",
+                "read",
+                "setup",
+                "rows",
+                "later_files",
+                "db",
+                "setup_sql",
+                "read_start",
+            )
+            if k in data
+        }
         return cls(**known)
 
 
@@ -112,8 +128,15 @@ def trusted_manage(project: Path, args: list[str], timeout: float = 120, env: di
     return runner.run_manage(project, args, timeout=timeout, env=env)
 
 
-def run_scenario(scenario: Scenario, answer: str | list[str], *, manage: Manage = trusted_manage,
-                 root: Path | None = None, timeout: float = 60, pg_socket: str | None = None) -> dict:
+def run_scenario(
+    scenario: Scenario,
+    answer: str | list[str],
+    *,
+    manage: Manage = trusted_manage,
+    root: Path | None = None,
+    timeout: float = 60,
+    pg_socket: str | None = None,
+) -> dict:
     """Run ``scenario`` with ``answer`` as its answer file(s) (see the module docstring).
 
     ``pg_socket``: the PostgreSQL server's socket folder as ``manage``'s commands see it (default:
@@ -148,10 +171,12 @@ def run_scenario(scenario: Scenario, answer: str | list[str], *, manage: Manage 
 def _answer_files(scenario: Scenario, answer: Any) -> list[tuple[str, str]]:
     if isinstance(scenario.answer_path, (list, tuple)):
         paths = list(scenario.answer_path)
-        if not (isinstance(answer, (list, tuple)) and len(answer) == len(paths)
-                and all(isinstance(a, str) for a in answer)):
-            raise LabError(f"the answer should be a list of {len(paths)} migration file texts, one for each of "
-                           f"{', '.join(paths)}")
+        if not (
+            isinstance(answer, (list, tuple)) and len(answer) == len(paths) and all(isinstance(a, str) for a in answer)
+        ):
+            raise LabError(
+                f"the answer should be a list of {len(paths)} migration file texts, one for each of {', '.join(paths)}"
+            )
         return list(zip(paths, answer))
     if not isinstance(answer, str):
         raise LabError("the answer should be the text of a migration file (a str)")
@@ -166,8 +191,10 @@ def _prepare(lab: Lab, scenario: Scenario, db: ScenarioDatabase | None) -> None:
         done = trusted_manage(lab.path, list(args), **({"env": db.env()} if db is not None else {}))
         if done.returncode != 0:
             output = done.stdout + done.stderr
-            raise RuntimeError(f"the scenario's set-up `{' '.join(args)}` failed: "
-                               f"{(db.clean(output) if db is not None else output)[-800:]}")
+            raise RuntimeError(
+                f"the scenario's set-up `{' '.join(args)}` failed: "
+                f"{(db.clean(output) if db is not None else output)[-800:]}"
+            )
     if db is not None:
         db.insert(scenario.rows, scenario.setup_sql)
         return
@@ -186,19 +213,26 @@ def _prepare(lab: Lab, scenario: Scenario, db: ScenarioDatabase | None) -> None:
             con.close()
 
 
-def _steps(lab: Lab, scenario: Scenario, manage: Manage, timeout: float, db: ScenarioDatabase | None,
-           pg_socket: str | None) -> list[dict]:
+def _steps(
+    lab: Lab, scenario: Scenario, manage: Manage, timeout: float, db: ScenarioDatabase | None, pg_socket: str | None
+) -> list[dict]:
     results = []
     env = {"env": db.env(pg_socket)} if db is not None else {}
     for args in scenario.steps:
-        done = manage(lab.path, [*args, "--no-color"] if args and args[0] == "migrate" else list(args),
-                      timeout=timeout, **env)
+        done = manage(
+            lab.path, [*args, "--no-color"] if args and args[0] == "migrate" else list(args), timeout=timeout, **env
+        )
         output = (done.stdout + done.stderr).replace(str(lab.path), ".")
         if db is not None:
-            db.end_connections()   # what the command left running on the server stops here
+            db.end_connections()  # what the command left running on the server stops here
             output = db.clean(output, pg_socket)
-        step = {"command": list(args), "returncode": int(done.returncode), "timed_out": bool(done.timed_out),
-                "output": output[-OUTPUT_TAIL:], "reads": {}}
+        step = {
+            "command": list(args),
+            "returncode": int(done.returncode),
+            "timed_out": bool(done.timed_out),
+            "output": output[-OUTPUT_TAIL:],
+            "reads": {},
+        }
         step["reads"] = _read(lab, scenario, db)
         results.append(step)
         if done.returncode != 0:
@@ -244,7 +278,7 @@ def _plain(value: Any) -> Any:
 
 # ------------------------------------------------------------------ PostgreSQL
 
-ROLE_PREFIX = "scenario_"   # every scenario's role and database: scenario_<16 hex digits>
+ROLE_PREFIX = "scenario_"  # every scenario's role and database: scenario_<16 hex digits>
 
 
 class ScenarioDatabase:
@@ -258,7 +292,7 @@ class ScenarioDatabase:
 
     def __init__(self, server: Any, name: str, password: str):
         self.server, self.name, self.password = server, name, password
-        self.read_seconds = 0.0   # spent on reads so far (at most PG_READ_SECONDS, then reads are refused)
+        self.read_seconds = 0.0  # spent on reads so far (at most PG_READ_SECONDS, then reads are refused)
 
     @classmethod
     def create(cls) -> ScenarioDatabase:
@@ -266,13 +300,16 @@ class ScenarioDatabase:
 
         from . import postgres
 
-        server = postgres.server()   # PostgresUnavailable (a LabError) says why, and how to get it
+        server = postgres.server()  # PostgresUnavailable (a LabError) says why, and how to get it
         db = cls(server, ROLE_PREFIX + secrets.token_hex(8), secrets.token_urlsafe(24))
         server.create_role(db.name, db.password)
         try:
             with server.connect() as con:
-                con.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
-                    sql.Identifier(db.name), sql.Literal(PG_CONNECTION_LIMIT)))
+                con.execute(
+                    sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+                        sql.Identifier(db.name), sql.Literal(PG_CONNECTION_LIMIT)
+                    )
+                )
             server.create_database(db.name, owner=db.name)
         except BaseException:
             db.drop()
@@ -290,8 +327,9 @@ class ScenarioDatabase:
     def connect(self, options: str):
         import psycopg
 
-        return psycopg.connect(**self.server.conninfo(self.name, self.name, self.password), autocommit=True,
-                               options=options)
+        return psycopg.connect(
+            **self.server.conninfo(self.name, self.name, self.password), autocommit=True, options=options
+        )
 
     def insert(self, rows: dict[str, list[dict]], statements: list[str]) -> None:
         """The scenario's rows and set-up SQL (trusted: no answer is on disk yet), as the role."""
@@ -300,9 +338,14 @@ class ScenarioDatabase:
         with self.connect(PG_SETUP_OPTIONS) as con, con.transaction():
             for table, items in rows.items():
                 for row in items:
-                    con.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, row)),
-                        sql.SQL(", ").join(sql.Placeholder() * len(row))), list(row.values()))
+                    con.execute(
+                        sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                            sql.Identifier(table),
+                            sql.SQL(", ").join(map(sql.Identifier, row)),
+                            sql.SQL(", ").join(sql.Placeholder() * len(row)),
+                        ),
+                        list(row.values()),
+                    )
             for statement in statements:
                 con.execute(statement)
 
@@ -335,8 +378,11 @@ class ScenarioDatabase:
     def end_connections(self) -> None:
         """End every connection of the role (waiting up to 5 s for each), as the superuser."""
         with self.server.connect() as con:
-            con.execute("SELECT pg_catalog.pg_terminate_backend(pid, 5000) FROM pg_catalog.pg_stat_activity "
-                        "WHERE usename = %s AND pid <> pg_catalog.pg_backend_pid()", (self.name,))
+            con.execute(
+                "SELECT pg_catalog.pg_terminate_backend(pid, 5000) FROM pg_catalog.pg_stat_activity "
+                "WHERE usename = %s AND pid <> pg_catalog.pg_backend_pid()",
+                (self.name,),
+            )
 
     def clean(self, text: str, socket: str | None = None) -> str:
         """Output as it reads from run to run: no random names, socket folders, pids or oids."""

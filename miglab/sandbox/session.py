@@ -16,8 +16,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bwrap import (DEFAULT_LIMITS, HOME, Prepared, SandboxError, SandboxLimits, SandboxRun, Spec, _tools_missing,
-                    available, host_env, kill_tree, run)
+from .bwrap import (
+    DEFAULT_LIMITS,
+    HOME,
+    Prepared,
+    SandboxError,
+    SandboxLimits,
+    SandboxRun,
+    Spec,
+    _tools_missing,
+    available,
+    host_env,
+    kill_tree,
+    run,
+)
 
 
 def _links(project: Path) -> set:
@@ -41,8 +53,13 @@ def manage_untrusted(project, args: list[str], timeout: float = 60) -> SandboxRu
     """
     project = Path(project)
     links_before = _links(project)
-    done = run([sys.executable, "manage.py", *args], cwd=project, writable=[project],
-               env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0"}, timeout=timeout)
+    done = run(
+        [sys.executable, "manage.py", *args],
+        cwd=project,
+        writable=[project],
+        env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0"},
+        timeout=timeout,
+    )
     _remove_new_links(project, links_before)
     return done
 
@@ -77,8 +94,15 @@ class Session:
     environment (where that server is and which role to log in as).
     """
 
-    def __init__(self, root, *, limits: SandboxLimits = DEFAULT_LIMITS, max_output: int = 1 << 20,
-                 startup: float = 60.0, readonly: tuple = ()):
+    def __init__(
+        self,
+        root,
+        *,
+        limits: SandboxLimits = DEFAULT_LIMITS,
+        max_output: int = 1 << 20,
+        startup: float = 60.0,
+        readonly: tuple = (),
+    ):
         self.root = Path(root)
         self.limits, self.max_output, self.startup = limits, max_output, startup
         self.readonly = tuple((str(host), str(inside)) for host, inside in readonly)
@@ -100,12 +124,24 @@ class Session:
             raise SandboxError(available()[1])
         self._prep = Prepared(limits=self.limits)
         os.chmod(self.root, 0o711)  # root's, not the sandbox's: only the projects in it are given
-        spec = Spec(argv=[sys.executable, "-m", "miglab.sandbox.server"], cwd=HOME, writable=[str(self.root)],
-                    readonly=list(self.readonly), limits=self.limits,
-                    env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0", "PYTHONSAFEPATH": "1"})
-        self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(self._prep.command(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self._log, start_new_session=True, close_fds=True, env=host_env())
+        spec = Spec(
+            argv=[sys.executable, "-m", "miglab.sandbox.server"],
+            cwd=HOME,
+            writable=[str(self.root)],
+            readonly=list(self.readonly),
+            limits=self.limits,
+            env={"PYTHONHASHSEED": "0", "MIGLAB_FORK": "0", "PYTHONSAFEPATH": "1"},
+        )
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's stderr for its life; close() closes it
+        self._proc = subprocess.Popen(
+            self._prep.command(spec),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+            close_fds=True,
+            env=host_env(),
+        )
         self._started = time.monotonic()
 
     def _read_reply(self, deadline: float) -> dict | None:
@@ -136,8 +172,9 @@ class Session:
         self._log.seek(0)
         return self._log.read(4000).decode("utf-8", "replace").strip()
 
-    def manage(self, project, args: list[str], timeout: float = 60, stdin: str = "",
-               env: dict | None = None) -> SandboxRun:
+    def manage(
+        self, project, args: list[str], timeout: float = 60, stdin: str = "", env: dict | None = None
+    ) -> SandboxRun:
         """``python manage.py ARGS`` in ``project``, a folder under the session's root (the same
         signature as :func:`manage_untrusted`), with ``env`` added to the command's environment."""
         project = Path(project)
@@ -157,9 +194,14 @@ class Session:
                 os.chmod(self.root / folder, 0o711)
             self._prep.give(project)
             self._given.add(project)
-        request = {"cwd": str(project), "argv": ["manage.py", *args], "timeout": timeout,
-                   "env": {str(k): str(v) for k, v in (env or {}).items()},
-                   "input": stdin, "max_output": self.max_output}
+        request = {
+            "cwd": str(project),
+            "argv": ["manage.py", *args],
+            "timeout": timeout,
+            "env": {str(k): str(v) for k, v in (env or {}).items()},
+            "input": stdin,
+            "max_output": self.max_output,
+        }
         try:
             self._proc.stdin.write((json.dumps(request) + "\n").encode())
             self._proc.stdin.flush()
@@ -172,8 +214,9 @@ class Session:
             timed_out = self._proc.poll() is None
             kill_tree(self._proc)
             self._proc.wait()
-            self.dead = ("the sandbox stopped answering" if timed_out else
-                         f"the sandbox ended (exit {self._proc.returncode})")
+            self.dead = (
+                "the sandbox stopped answering" if timed_out else f"the sandbox ended (exit {self._proc.returncode})"
+            )
             log = self._server_log()
             self.dead += f": {log[-1500:]}" if log and not timed_out else ""
             _remove_new_links(project, links_before)
@@ -185,8 +228,13 @@ class Session:
             return v[: self.max_output] if isinstance(v, str) else ""
 
         code = reply.get("returncode")
-        return SandboxRun(code if type(code) is int else 1, text("stdout"), text("stderr"),
-                         reply.get("timed_out") is True, time.monotonic() - started)
+        return SandboxRun(
+            code if type(code) is int else 1,
+            text("stdout"),
+            text("stderr"),
+            reply.get("timed_out") is True,
+            time.monotonic() - started,
+        )
 
     def reset(self) -> bool:
         """Make the sandbox fit for another learner's commands: every process but the server

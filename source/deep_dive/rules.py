@@ -87,7 +87,8 @@ def reverse_does_nothing(call: Call):
     reverse = kwargs.get("reverse_code")
     if reverse is None:
         return False, "without a reverse function the migration cannot be unapplied"
-    if isinstance(reverse, dict) and reverse.get("$function") == "django.db.migrations.operations.special.RunPython.noop":
+    noop = "django.db.migrations.operations.special.RunPython.noop"
+    if isinstance(reverse, dict) and reverse.get("$function") == noop:
         return True, "reversible, and undoing does nothing"
     return False, "nothing needs undoing here: use Django's ready-made do-nothing function"
 
@@ -100,16 +101,25 @@ _KINDS = ("integer", "text", "boolean", "date", "string")
 def _field(kind: str):
     from django.db import models
 
-    return {"integer": models.IntegerField, "text": models.TextField,
-            "boolean": lambda: models.BooleanField(default=False), "date": lambda: models.DateField(null=True),
-            "string": lambda: models.CharField(max_length=100)}[kind]()
+    return {
+        "integer": models.IntegerField,
+        "text": models.TextField,
+        "boolean": lambda: models.BooleanField(default=False),
+        "date": lambda: models.DateField(null=True),
+        "string": lambda: models.CharField(max_length=100),
+    }[kind]()
 
 
 def _kind(field) -> str:
     from django.db import models
 
-    for kind, cls in (("integer", models.IntegerField), ("text", models.TextField), ("boolean", models.BooleanField),
-                      ("date", models.DateField), ("string", models.CharField)):
+    for kind, cls in (
+        ("integer", models.IntegerField),
+        ("text", models.TextField),
+        ("boolean", models.BooleanField),
+        ("date", models.DateField),
+        ("string", models.CharField),
+    ):
         if type(field) is cls:
             return kind
     raise ValueError(f"unexpected field {field!r}")
@@ -126,15 +136,25 @@ def _django_replay(columns: dict[str, str], operations: list) -> dict[str, str]:
     state = ProjectState()
     fields = [("id", models.BigAutoField(primary_key=True))] + [(n, _field(k)) for n, k in columns.items()]
     migrations.CreateModel("Book", fields).state_forwards("library", state)
-    for op in operations:
-        kind, *rest = op
-        django_op = {"add": lambda: migrations.AddField("book", rest[0], _field(rest[1])),
-                     "remove": lambda: migrations.RemoveField("book", rest[0]),
-                     "rename": lambda: migrations.RenameField("book", rest[0], rest[1]),
-                     "alter": lambda: migrations.AlterField("book", rest[0], _field(rest[1]))}[kind]()
-        django_op.state_forwards("library", state)
+    for kind, *rest in operations:
+        _column_operation(kind, rest).state_forwards("library", state)
     model = state.models["library", "book"]
     return {name: _kind(f) for name, f in model.fields.items() if name != "id"}
+
+
+def _column_operation(kind: str, rest: list):
+    """One (kind, ...) column step of the replay exercise as the Django operation it stands for."""
+    from django.db import migrations
+
+    if kind == "add":
+        return migrations.AddField("book", rest[0], _field(rest[1]))
+    if kind == "remove":
+        return migrations.RemoveField("book", rest[0])
+    if kind == "rename":
+        return migrations.RenameField("book", rest[0], rest[1])
+    if kind == "alter":
+        return migrations.AlterField("book", rest[0], _field(rest[1]))
+    raise KeyError(kind)
 
 
 def replays_like_django(call: Call):

@@ -78,8 +78,11 @@ def _sqlmigrate_alter(name: str, before: tuple, after: tuple) -> list[str]:
     db = ConnectionHandler({"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})["default"]
     try:
         initial = Migration("0001_initial", APP)
-        initial.operations = [migrations.CreateModel("Book", [("id", models.BigAutoField(primary_key=True)),
-                                                             (name, build_field(*before))])]
+        initial.operations = [
+            migrations.CreateModel(
+                "Book", [("id", models.BigAutoField(primary_key=True)), (name, build_field(*before))]
+            )
+        ]
         with db.schema_editor(atomic=False) as editor:
             state = initial.apply(ProjectState(), editor)
         change = Migration("0002_alter_book", APP)
@@ -144,7 +147,7 @@ def model_state(body: str):
     from django.db.models.base import ModelBase
 
     namespace: dict = {}
-    exec(compile(body, "<Book>", "exec"), {"models": models, "validators": validators}, namespace)  # noqa: S102
+    exec(compile(body, "<Book>", "exec"), {"models": models, "validators": validators}, namespace)
     meta = namespace.pop("Meta", None)
     options = {k: v for k, v in vars(meta).items() if not k.startswith("__")} if meta is not None else {}
     Meta = type("Meta", (), {**options, "app_label": APP, "apps": Apps()})
@@ -165,7 +168,7 @@ def makemigrations_operations(before: str, after: str) -> tuple[str, ...]:
     old.add_model(model_state(before))
     new.add_model(model_state(after))
     graph = MigrationGraph()
-    graph.add_node((APP, "0001_initial"), None)   # the app has migrations already: changes go in a 0002
+    graph.add_node((APP, "0001_initial"), None)  # the app has migrations already: changes go in a 0002
     changes = MigrationAutodetector(old, new, MigrationQuestioner()).changes(graph=graph)
     return tuple(type(op).__name__ for migration in changes.get(APP, []) for op in migration.operations)
 

@@ -72,8 +72,11 @@ def back_as_it_was(call: Call):
         return False, f"migrating forwards and back again does not work: {failed}"
     start, end = result.get("start") or {}, result["steps"][-1]["reads"]
     target = " ".join(map(str, steps[-1]))
-    for name, what in (("columns", "the table's columns"), ("table", "the table's rows"),
-                       ("applied", "the applied migrations")):
+    for name, what in (
+        ("columns", "the table's columns"),
+        ("table", "the table's rows"),
+        ("applied", "the applied migrations"),
+    ):
         if name in call.params.get("compare", ["columns", "table", "applied"]) and start.get(name) != end.get(name):
             return False, f"after `{target}`, {what} are not what they were before your migrations ran"
     return True, f"after `{target}` the table is exactly as it was: columns, rows and applied migrations"
@@ -95,20 +98,28 @@ def filled_in_batches(call: Call):
     writes = after.get("writes")
     recorded = after.get("recorded")
     last = _value(after, "last_write")
-    if not (isinstance(first, int) and isinstance(end, int) and isinstance(writes, list)
-            and isinstance(recorded, list)):
+    if not (
+        isinstance(first, int) and isinstance(end, int) and isinstance(writes, list) and isinstance(recorded, list)
+    ):
         return False, "the table could not be read after the backfill"
-    mine = [n for xid, n in (w for w in writes if isinstance(w, list) and len(w) == 2)
-            if isinstance(xid, int) and isinstance(n, int) and first <= xid < end]
+    mine = [
+        n
+        for xid, n in (w for w in writes if isinstance(w, list) and len(w) == 2)
+        if isinstance(xid, int) and isinstance(n, int) and first <= xid < end
+    ]
     if not mine:
         return False, f"{name} wrote no rows: the rows must be filled by the backfill migration itself"
     if max(mine) > limit:
-        return False, (f"one transaction of {name} wrote {max(mine)} rows: fill in batches of at most "
-                       f"{limit:,} rows, each in a transaction of its own")
+        return False, (
+            f"one transaction of {name} wrote {max(mine)} rows: fill in batches of at most "
+            f"{limit:,} rows, each in a transaction of its own"
+        )
     record = [xid for n, xid in (r for r in recorded if isinstance(r, list) and len(r) == 2) if n == name]
     if len(record) != 1 or not isinstance(record[0], int) or not isinstance(last, int):
         return False, f"{name} is not recorded as applied"
     if last >= record[0]:
-        return False, (f"{name} ran as one transaction (its rows were committed with its own record in "
-                       f"django_migrations): set atomic = False so that each batch commits on its own")
+        return False, (
+            f"{name} ran as one transaction (its rows were committed with its own record in "
+            f"django_migrations): set atomic = False so that each batch commits on its own"
+        )
     return True, f"filled in batches of at most {max(mine):,} rows, each committed on its own"
