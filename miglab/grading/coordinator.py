@@ -32,7 +32,7 @@ from .assignment import ensure_tools_on_path, load_course_config, prepare
 from .collect import read_submission, submission_time
 from .gradebook import GradebookWriter, remove_assignment, sync_gradebook
 from .model import AssignmentInfo, KernelOptions, Result, Task, TimeLimits
-from .pool import local_executor, stop_workers, warm_up_workers
+from .pool import local_executor, stop_fork_server, stop_workers, warm_up_workers
 from .worker import grade_submission, zero_result
 
 
@@ -147,22 +147,15 @@ def grade_assignment(root: Any, assignment: str, *, db_url: str | None = None, w
     db_url = db_url or config.get("CourseDirectory", {}).get("db_url") or f"sqlite:///{root / 'gradebook.db'}"
     if executor is None:
         warm_up_workers()
-    info = prepare(root, assignment, config=config)
-    if rebuild_gradebook:
-        remove_assignment(db_url, info.course_id, assignment)
-    sync_gradebook(db_url, info, root)
-    opts = _Options(limits or _course_limits(config), kernel or default_kernel(), feedback, force)
-    started = time.monotonic()
-    summary = Summary(assignment=assignment)
-    summary.scored_in_kernel = _in_kernel_cells(info)
-    found = discover(root, assignment, students)
-    summary.total = len(found)
-    with GradebookWriter(db_url, info.course_id, root) as writer:
-        tasks = _tasks(root, info, found, writer, opts, summary)
-        run = _ClassRun(writer, summary, executor, workers, progress)
-        run.grade(tasks, reports)
+    try:
+        summary, info = _grade_class(root, assignment, config, db_url, executor, workers, rebuild_gradebook,
+                                     students, progress, reports,
+                                     _Options(limits or _course_limits(config), kernel or default_kernel(),
+                                              feedback, force))
+    finally:
+        if executor is None:   # our pool's fork server ends with the run that started it
+            stop_fork_server()
     summary.results.sort(key=lambda r: r.student_id)
-    summary.seconds = time.monotonic() - started
     if not summary.interrupted:
         summary.logs = _write_logs(root / "reports" / assignment / "logs", summary.results)
         if reports:
@@ -171,6 +164,26 @@ def grade_assignment(root: Any, assignment: str, *, db_url: str | None = None, w
             summary.csv, summary.chart = write_reports(db_url, info.course_id, assignment,
                                                        root / "reports" / assignment)
     return summary
+
+
+def _grade_class(root: Path, assignment: str, config: dict, db_url: str, executor: Any, workers: int | None,
+                 rebuild: bool, students: list[str] | None, progress: bool, reports: bool,
+                 opts: _Options) -> tuple[Summary, AssignmentInfo]:
+    """Prepare the assignment and the gradebook, then grade every new or changed submission."""
+    info = prepare(root, assignment, config=config)
+    if rebuild:
+        remove_assignment(db_url, info.course_id, assignment)
+    sync_gradebook(db_url, info, root)
+    summary = Summary(assignment=assignment)
+    summary.scored_in_kernel = _in_kernel_cells(info)
+    started = time.monotonic()
+    found = discover(root, assignment, students)
+    summary.total = len(found)
+    with GradebookWriter(db_url, info.course_id, root) as writer:
+        tasks = _tasks(root, info, found, writer, opts, summary)
+        _ClassRun(writer, summary, executor, workers, progress).grade(tasks, reports)
+    summary.seconds = time.monotonic() - started
+    return summary, info
 
 
 def _course_limits(config: dict) -> TimeLimits:

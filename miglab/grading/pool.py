@@ -116,3 +116,17 @@ def stop_workers(executor: ProcessPoolExecutor) -> None:
         except (OSError, AttributeError):
             continue
     executor.shutdown(wait=False, cancel_futures=True)
+
+
+def stop_fork_server() -> None:
+    """End the pool's fork server once its pool is gone (a library caller's process outlives its grading
+    runs; the next run starts a new one), and multiprocessing's resource tracker with it when no other
+    process of ours still needs it. Both are private parts of ``multiprocessing``; without them: no-op."""
+    from multiprocessing import forkserver, resource_tracker
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and not multiprocessing.active_children() and getattr(tracker, "_fd", None) is not None:
+        tracker._stop()
