@@ -8,11 +8,12 @@ N submissions (perfect, partial and blank notebooks of the sample class, in
 turn, each with a data migration of its own, as in a real class), then
 grades one with nbgrader's own command line (one process, one student after
 another) and the other with ours (N workers), each from a cold
-start, and prints both wall times and their ratio. Ours is timed twice: with
-plain local kernels (--unsafe, the same kernels nbgrader starts) and with the
-default sandboxed kernels. It also prints what a submission costs inside a
-worker against the floor it cannot beat: starting the kernel plus running the
-cells. Ours also writes feedback HTML and judges every cell; nbgrader's
+start, and prints both wall times and their ratio. Ours is timed three times:
+with plain local kernels (--unsafe, the same kernels nbgrader starts), with
+the default sandboxed warm kernels (forked from a pre-imported zygote into
+each fresh sandbox) and with cold sandboxed kernels (MIGLAB_COLD_KERNELS=1).
+It also prints what a submission costs inside a worker against the time the
+student's cells alone take. Ours also writes feedback HTML and judges every cell; nbgrader's
 autograde does neither.
 """
 
@@ -75,9 +76,9 @@ def env() -> dict:
     return e
 
 
-def run(cmd, cwd) -> float:
+def run(cmd, cwd, extra_env: dict | None = None) -> float:
     t = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    out = subprocess.run(cmd, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True)
     took = time.perf_counter() - t
     if out.returncode != 0:
         print(out.stdout[-3000:], out.stderr[-3000:], sep="\n")
@@ -110,7 +111,8 @@ def main() -> int:
         nbg = make_course(base / "nbgrader", args.n)
         ours = make_course(base / "ours", args.n)
         box = make_course(base / "sandboxed", args.n)
-        for c in (nbg, ours, box):  # the instructor has done this before grading, in both workflows
+        cold = make_course(base / "cold", args.n)
+        for c in (nbg, ours, box, cold):  # the instructor has done this before grading, in both workflows
             run([str(Path(PY).parent / "nbgrader"), "generate_assignment", ASSIGNMENT, "--force"], c)
         t_nbg = run([str(Path(PY).parent / "nbgrader"), "autograde", ASSIGNMENT], nbg)
         print(f"nbgrader autograde (serial):          {t_nbg:7.1f} s  {t_nbg / args.n:5.2f} s/submission", flush=True)
@@ -123,24 +125,29 @@ def main() -> int:
         print(f"miglab.grading, local kernels:        {t_ours:7.1f} s  {t_ours / args.n:5.2f} s/submission  "
               f"ratio {t_nbg / t_ours:.2f}x (autograde only), {(t_nbg + t_fb) / t_ours:.2f}x (with feedback)",
               flush=True)
-        t_box = None
+        runs = [("local", ours)]
         if not args.skip_sandbox:
-            t_box = run(cmd, box)
-            print(f"miglab.grading, sandboxed kernels:    {t_box:7.1f} s  {t_box / args.n:5.2f} s/submission  "
-                  f"ratio {t_nbg / t_box:.2f}x (autograde only), {(t_nbg + t_fb) / t_box:.2f}x (with feedback)",
-                  flush=True)
-        same = scores(nbg / "gradebook.db").keys() == scores(ours / "gradebook.db").keys()
-        print(f"both gradebooks hold the same {len(scores(ours / 'gradebook.db'))} students: {same}")
-        for label, course in (("local", ours), ("sandboxed", box if t_box else None)):
-            if course is None:
-                continue
+            for label, course, extra_env in (("sandboxed, warm kernels", box, {}),
+                                             ("sandboxed, cold kernels", cold, {"MIGLAB_COLD_KERNELS": "1"})):
+                t_box = run(cmd, course, extra_env)
+                print(f"miglab.grading, {label + ':':<23}{t_box:7.1f} s  {t_box / args.n:5.2f} s/submission  "
+                      f"ratio {t_nbg / t_box:.2f}x (autograde only), {(t_nbg + t_fb) / t_box:.2f}x (with feedback)",
+                      flush=True)
+                runs.append((label, course))
+        ours_scores = [scores(course / "gradebook.db") for _, course in runs]
+        same = scores(nbg / "gradebook.db").keys() == ours_scores[0].keys()
+        print(f"nbgrader's and our gradebooks hold the same {len(ours_scores[0])} students: {same}; "
+              f"our runs give every student the same total: {all(s == ours_scores[0] for s in ours_scores)}")
+        for label, course in runs:
             con = sqlite3.connect(course / "gradebook.db")
-            rows = con.execute("SELECT seconds, kernel_start, cell_seconds FROM miglab_grading").fetchall()
+            rows = con.execute("SELECT seconds, kernel_start, cell_seconds FROM miglab_results").fetchall()
             con.close()
             w = sum(r[0] for r in rows) / len(rows)
-            floor = sum(r[1] + r[2] for r in rows) / len(rows)
-            print(f"per submission in a worker ({label}): {w:.2f} s; kernel start + cells {floor:.2f} s; "
-                  f"cost / floor {w / floor:.2f}x")
+            k = sum(r[1] for r in rows) / len(rows)
+            c = sum(r[2] for r in rows) / len(rows)
+            print(f"per submission in a worker ({label}): {w:.2f} s; kernel start {k:.2f} s, cells {c:.2f} s; "
+                  f"cost / (start + cells) {w / (k + c):.2f}x; cost / cells alone {w / c:.2f}x")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -111,6 +111,7 @@ def test_the_sample_class_grades_on_the_cluster_to_the_exact_expected_scores(tmp
     assert sorted(results_rows(course)) == sorted(expected)
 
 
+@pytest.mark.slow
 def test_the_hostile_corpus_grades_on_the_cluster_as_in_the_local_pool(tmp_path, executor):
     """Every attack of tests/submissions/hostile/, next to a blank and a perfect notebook, graded twice:
     by the local pool and on the cluster; each student gets the same status and scores both times."""

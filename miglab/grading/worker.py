@@ -93,6 +93,10 @@ def _attempt(task: Task, readings: dict[str, NotebookReading], started: float) -
     disarm = _hard_alarm(task.limits.wall + task.limits.startup + 30)
     course = None
     try:
+        if task.kernel.sandboxed:   # a warm kernel's zygote imports while nbgrader lays out and sanitizes
+            from ..sandbox.kernel import prestart_zygote
+
+            prestart_zygote(task.kernel.manager_kwargs)
         with ScratchCourse(task, {nb: r.data() for nb, r in readings.items()}) as course:
             run = course.autograde(deadline=time.time() + task.limits.wall)
             if len(run.notebooks) < len(task.assignment.notebooks):

@@ -278,6 +278,18 @@ def _pairs(items) -> list[tuple[str, str]]:
     return out
 
 
+def sandbox_env(extra: dict) -> dict:
+    """The whole environment of a sandboxed process (bubblewrap clears everything else)."""
+    return {
+        "PATH": INSIDE_PATH, "HOME": HOME, "USER": "student", "LOGNAME": "student",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", "SHELL": "/bin/sh",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "MPLBACKEND": "agg",
+        "MIGLAB_WORKDIR": f"{HOME}/labs", "JUPYTER_PLATFORM_DIRS": "1",
+        **extra,
+    }
+
+
 def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" = None) -> list[str]:
     """The host command line: unshare (root, private mounts) -> prlimit -> setpriv (uid) -> bwrap."""
     lim = spec.limits
@@ -325,15 +337,7 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
     # bwrap's own root is a tmpfs the uid could fill without a size cap: make it read-only
     # (only that mount; /tmp, the home folder and the named folders stay writable).
     bwrap += ["--remount-ro", "/", "--remount-ro", "/dev"]
-    env = {
-        "PATH": INSIDE_PATH, "HOME": HOME, "USER": "student", "LOGNAME": "student",
-        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", "SHELL": "/bin/sh",
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "MPLBACKEND": "agg",
-        "MIGLAB_WORKDIR": f"{HOME}/labs", "JUPYTER_PLATFORM_DIRS": "1",
-        **spec.env,
-    }
-    for k, v in env.items():
+    for k, v in sandbox_env(spec.env).items():
         bwrap += ["--setenv", k, str(v)]
     if spec.info_fd is not None:
         bwrap += ["--info-fd", str(spec.info_fd)]

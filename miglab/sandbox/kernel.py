@@ -66,7 +66,7 @@ else:
         from jupyter_client.channels import AsyncZMQSocketChannel
         from jupyter_client.kernelspec import KernelSpec
         from jupyter_client.manager import AsyncKernelManager
-        from traitlets import Float, Integer, Unicode
+        from traitlets import Bool, Float, Integer, Unicode
     except ImportError:  # pragma: no cover - the launcher half needs none of this
         AsyncKernelManager = None
 
@@ -210,6 +210,8 @@ if AsyncKernelManager is not None:
         wall = Float(bwrap.DEFAULT_LIMITS.wall).tag(config=True)
         output = Integer(bwrap.DEFAULT_LIMITS.output).tag(config=True)
         ready_timeout = Float(60.0).tag(config=True)
+        warm = Bool(True, help="fork the kernel from this process's zygote (miglab.sandbox.zygote) into its "
+                               "fresh sandbox, instead of starting a cold Python there").tag(config=True)
         folder = Unicode("")
 
         def __init__(self, **kwargs):
@@ -244,9 +246,14 @@ if AsyncKernelManager is not None:
 
         def format_kernel_cmd(self, extra_arguments=None):
             # -I: the launcher runs as root in the submission's folder; a shipped `miglab/` must not be imported.
+            warm = []
+            if self.warm:
+                from .zygote import zygote_socket
+
+                warm = ["--zygote", zygote_socket(zygote_env())]
             return [sys.executable, "-I", "-m", "miglab.sandbox.kernel",
                     "--connection-file", os.path.realpath(self.connection_file), "--grader", str(os.getpid()),
-                    "--limits", json.dumps(self.limits().__dict__),
+                    "--limits", json.dumps(self.limits().__dict__), *warm,
                     "--", *(extra_arguments or [])]
 
         async def _async_pre_start_kernel(self, **kw):
@@ -284,12 +291,28 @@ if AsyncKernelManager is not None:
 KERNEL_MANAGER = "miglab.sandbox.kernel:SandboxKernelManager"
 
 
+def zygote_env() -> dict:
+    """The environment a zygote starts with: a cold sandboxed kernel's (see :mod:`miglab.sandbox.zygote`)."""
+    return bwrap.sandbox_env({"PYTHONSAFEPATH": "1"})
+
+
+def prestart_zygote(manager_kwargs: dict) -> None:
+    """Start this process's zygote now, if its kernels will be warm, so it imports while nbgrader prepares."""
+    if manager_kwargs.get("warm", True):
+        from .zygote import zygote_socket
+
+        zygote_socket(zygote_env())
+
+
 def grading_kernel(limits: bwrap.SandboxLimits = bwrap.DEFAULT_LIMITS, check: bool = True) -> dict:
     """How the grader starts kernels in the sandbox (``KernelOptions`` fields), or SandboxError saying why
     not (``check=False``: they start on other machines, which check for themselves)."""
     if check:
         bwrap.require(unsafe=False)
-    return {"kernel_name": "python3", "manager_class": KERNEL_MANAGER, "manager_kwargs": dict(limits.__dict__)}
+    # Warm kernels (miglab.sandbox.zygote) unless MIGLAB_COLD_KERNELS=1: a cold Python in each sandbox.
+    warm = os.environ.get("MIGLAB_COLD_KERNELS", "") not in ("1", "true", "yes")
+    return {"kernel_name": "python3", "manager_class": KERNEL_MANAGER,
+            "manager_kwargs": {**limits.__dict__, "warm": warm}}
 
 
 # ============================================================ launcher side
@@ -310,10 +333,69 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+class _WarmKernel:
+    """The launcher's half of a warm kernel (:mod:`miglab.sandbox.zygote`): the sandbox runs a placeholder,
+    the zygote forks the kernel into it; the zygote's waiter says the kernel's pid, then its exit status."""
+
+    PLACEHOLDER = ["sleep", "2147483647"]
+
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+        self.conn = None
+        self.kernel = self.placeholder = 0
+        self.code: int | None = None
+
+    def start(self, init_pid: int, prep: bwrap.Prepared, log_path: Path, argv: list[str], timeout: float) -> None:
+        from . import zygote
+
+        deadline = time.monotonic() + timeout
+        while not self.placeholder:   # the boot script has copied the submission once it runs sleep
+            found = [p for p in _children(init_pid) if _exe(p).endswith("/sleep")]
+            if found:
+                self.placeholder = found[0]
+            elif time.monotonic() > deadline or not Path(f"/proc/{init_pid}").exists():
+                raise zygote.WarmKernelError("the sandbox's placeholder did not start")
+            else:
+                time.sleep(0.002)
+        self.conn, self.kernel = zygote.request_kernel(
+            self.socket_path, self.placeholder, log=str(log_path), cgroups=[str(d) for d in prep.cgroups.dirs],
+            argv=argv, timeout=max(1.0, deadline - time.monotonic()))
+
+    def pids(self, init_pid: int | None) -> list[int]:
+        others = [p for p in _children(init_pid) if p != self.placeholder] if init_pid else []
+        return ([self.kernel] if self.kernel else []) + others
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True once the kernel has ended (its status in ``code``)."""
+        import select
+
+        if self.conn is None or self.code is not None:
+            return self.code is not None
+        if select.select([self.conn], [], [], max(0.0, timeout))[0]:
+            data = self.conn.recv(4096)
+            try:
+                self.code = int(json.loads(data.decode().split("\n")[0])["exit"]) if data else -9
+            except (ValueError, KeyError, TypeError):
+                self.code = -9
+        return self.code is not None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
 def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], cwd: str,
-           grader: int | None = None) -> int:
+           grader: int | None = None, zygote: str | None = None) -> int:
     """Start the kernel in its sandbox and watch it (see the module docstring). ``grader`` is the pid of the
-    process that started us: when it is gone (even before we got this far), the kernel is stopped."""
+    process that started us: when it is gone (even before we got this far), the kernel is stopped.
+    ``zygote``: the socket of a zygote that forks a warm kernel into the sandbox (else a cold one starts)."""
     parent = grader or os.getppid()
     if os.getppid() != parent:
         print("[sandbox] the grader went away before the kernel started", file=sys.stderr)
@@ -330,7 +412,9 @@ def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], 
     os.write(conn_w, json.dumps(inside_info).encode())
     os.close(conn_w)
     os.chown(ipc_host, ipc_uid, ipc_uid)
-    kernel = [sys.executable, "-P", "-c", KERNEL_BOOT, "-f", INSIDE_CONNECTION, *extra]
+    warm = _WarmKernel(zygote) if zygote else None
+    kernel_argv = ["-f", INSIDE_CONNECTION, *extra]
+    kernel = warm.PLACEHOLDER if warm else [sys.executable, "-P", "-c", KERNEL_BOOT, *kernel_argv]
     boot = (f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
             f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
     r, w = os.pipe()
@@ -348,71 +432,29 @@ def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], 
     log.close()
     os.close(w)
     os.close(conn_r)
-    init_pid = None
-    stopping = False
-    locked = False
-
-    def kernel_pids() -> list[int]:
-        return _children(init_pid) if init_pid else []
-
-    def on_interrupt(signum, frame):
-        for pid in kernel_pids():
-            try:
-                os.kill(pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-
-    def on_stop(signum, frame):
-        nonlocal stopping
-        if not locked:
-            print(f"[sandbox] stopped by signal {signum} while the kernel was starting", file=sys.stderr)
-        stopping = True
-        bwrap.kill_tree(proc)
-
-    signal.signal(signal.SIGINT, on_interrupt)
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGHUP, on_stop)
-    # If the grader dies without stopping us, stop too (checked each second, and once bwrap is up).
+    watch = _Watch(proc, limits, warm, parent)
+    signal.signal(signal.SIGINT, watch.on_interrupt)
+    signal.signal(signal.SIGTERM, watch.on_stop)
+    signal.signal(signal.SIGHUP, watch.on_stop)
     try:
         with os.fdopen(r) as f:
             text = f.read()   # bwrap writes the info once the sandbox exists, then closes it
         try:
-            init_pid = json.loads(text)["child-pid"]
+            watch.init_pid = json.loads(text)["child-pid"]
         except (ValueError, KeyError):
-            init_pid = None
-        deadline = time.monotonic() + limits.wall
-        sockets = [Path(f"{info['ip']}-{info[k]}") for k in
-                   ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
-        while proc.poll() is None:
-            if not locked and all(s.exists() for s in sockets):
-                # The kernel has bound its sockets: from now on it may not write in this host folder.
-                os.chown(ipc_host, 0, 0)
-                os.chmod(ipc_host, 0o755)
-                (ipc_host / "ready").touch()   # the manager's signal that start-up is over
-                locked = True
-            if time.monotonic() > deadline:
-                print(f"[sandbox] wall-clock limit of {limits.wall:g} s reached: kernel killed", file=sys.stderr)
-                bwrap.kill_tree(proc)
-                break
-            if os.getppid() != parent:
-                print("[sandbox] the grader went away: kernel killed", file=sys.stderr)
-                bwrap.kill_tree(proc)
-                break
-            if not locked:
-                time.sleep(0.01)
-                continue
-            try:  # from here on mostly wait (an interrupt runs its handler and the wait goes on)
-                proc.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                pass
-        proc.wait()
-        if not stopping and proc.returncode:
+            watch.init_pid = None
+        if warm is not None and not watch.start_warm(prep, log_path, kernel_argv):
+            return 1
+        code = watch.run(info, ipc_host)
+        if code and not watch.stopping:
             tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
-            what = "ended" if locked else "did not start"
-            print(f"[sandbox] the kernel {what} (exit {proc.returncode}):\n{tail}", file=sys.stderr)
-        return 0 if stopping else (proc.returncode or 0)
+            what = "ended" if watch.locked else "did not start"
+            print(f"[sandbox] the kernel {what} (exit {code}):\n{tail}", file=sys.stderr)
+        return 0 if watch.stopping else (code or 0)
     finally:
         bwrap.kill_tree(proc)
+        if warm is not None:
+            warm.close()
         prep.close(remove_base=True)
         # The kernel is gone: its folder goes too (a manager does not clean up after a dead
         # kernel; it makes a new folder if it restarts one).
@@ -421,16 +463,96 @@ def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class _Watch:
+    """The launcher watching its kernel: interrupts forwarded, stopped on request, on the wall-clock limit
+    or when the grader goes away, the sockets' folder locked once the kernel has bound its sockets."""
+
+    def __init__(self, proc: subprocess.Popen, limits: bwrap.SandboxLimits, warm: _WarmKernel | None,
+                 parent: int):
+        self.proc, self.limits, self.warm, self.parent = proc, limits, warm, parent
+        self.init_pid: int | None = None
+        self.stopping = self.locked = False
+
+    def kernel_pids(self) -> list[int]:
+        if self.warm is not None:
+            return self.warm.pids(self.init_pid)
+        return _children(self.init_pid) if self.init_pid else []
+
+    def on_interrupt(self, signum, frame) -> None:
+        for pid in self.kernel_pids():
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def on_stop(self, signum, frame) -> None:
+        if not self.locked:
+            print(f"[sandbox] stopped by signal {signum} while the kernel was starting", file=sys.stderr)
+        self.stopping = True
+        bwrap.kill_tree(self.proc)
+
+    def start_warm(self, prep: bwrap.Prepared, log_path: Path, argv: list[str]) -> bool:
+        from .zygote import WarmKernelError
+
+        try:
+            self.warm.start(self.init_pid or 0, prep, log_path, argv, timeout=60.0)
+        except (WarmKernelError, OSError) as exc:
+            print(f"[sandbox] no warm kernel: {exc}", file=sys.stderr)
+            return False
+        return True
+
+    def _ended(self, timeout: float) -> bool:
+        if self.warm is not None:
+            return self.warm.wait(timeout) or self.proc.poll() is not None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def run(self, info: dict, ipc_host: Path) -> int:
+        """Watch until the kernel ends; its exit status."""
+        deadline = time.monotonic() + self.limits.wall
+        sockets = [Path(f"{info['ip']}-{info[k]}") for k in
+                   ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+        while not self._ended(0.0):
+            if not self.locked and all(s.exists() for s in sockets):
+                # The kernel has bound its sockets: from now on it may not write in this host folder.
+                os.chown(ipc_host, 0, 0)
+                os.chmod(ipc_host, 0o755)
+                (ipc_host / "ready").touch()   # the manager's signal that start-up is over
+                self.locked = True
+            if time.monotonic() > deadline:
+                print(f"[sandbox] wall-clock limit of {self.limits.wall:g} s reached: kernel killed", file=sys.stderr)
+                break
+            if os.getppid() != self.parent:
+                print("[sandbox] the grader went away: kernel killed", file=sys.stderr)
+                break
+            if not self.locked:
+                time.sleep(0.01 if self.warm is None else 0.002)
+                continue
+            # from here on mostly wait (an interrupt runs its handler and the wait goes on)
+            if self._ended(max(0.0, min(1.0, deadline - time.monotonic()))):
+                break
+        bwrap.kill_tree(self.proc)
+        self.proc.wait()
+        if self.warm is not None and self.warm.code is not None:
+            return self.warm.code
+        return self.proc.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m miglab.sandbox.kernel",
                                 description="Start a Jupyter kernel inside the sandbox (used by SandboxKernelManager).")
     p.add_argument("--connection-file", required=True)
     p.add_argument("--limits", default="{}", help="JSON of miglab.sandbox.bwrap.SandboxLimits fields")
     p.add_argument("--grader", type=int, help="pid of the grading process (default: our parent)")
+    p.add_argument("--zygote", help="socket of the zygote that forks warm kernels (default: a cold kernel)")
     p.add_argument("extra", nargs="*", help="extra kernel arguments (after --)")
     args = p.parse_args(argv)
     limits = bwrap.SandboxLimits(**json.loads(args.limits))
-    return launch(args.connection_file, limits, list(args.extra), os.getcwd(), grader=args.grader)
+    return launch(args.connection_file, limits, list(args.extra), os.getcwd(), grader=args.grader,
+                  zygote=args.zygote)
 
 
 if __name__ == "__main__":
