@@ -126,7 +126,7 @@ NO_DRIVER = (
 )
 
 
-@pytest.mark.parametrize("command", ["grade", "integrity"])
+@pytest.mark.parametrize("command", ["grade", "integrity", "report", "export"])
 def test_without_the_driver_one_clear_line(both, command):
     course, _, pg_url, _ = both
     done = subprocess.run(

@@ -116,11 +116,14 @@ def cmd_import(args) -> int:
 
 
 def _db(args, course: Path):
+    """The gradebook's URL and the course id; a URL whose driver is missing or server is down is one line."""
     from .assignment import load_course_config
+    from .gradebook import require_driver
 
     cd = load_course_config(course).get("CourseDirectory", {})
-    return (args.db or cd.get("db_url") or f"sqlite:///{course / 'gradebook.db'}",
-            cd.get("course_id") or "default_course")
+    db_url = args.db or cd.get("db_url") or f"sqlite:///{course / 'gradebook.db'}"
+    require_driver(db_url)
+    return db_url, cd.get("course_id") or "default_course"
 
 
 def cmd_report(args) -> int:
