@@ -46,7 +46,7 @@ test-fast: $(STAMP)
 # Style and the package's shape: ruff (lint and format) and import-linter's layer contracts.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check miglab tools bench tests/*.py tests/browser tests/assignment_fixtures
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --config pyproject.toml
 
 # Strict type checking where trust is decided: the evidence, the judge, the results model.
