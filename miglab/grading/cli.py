@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_COURSE = REPO / ".grading"     # where `grade --sample-class DIR` grades (git-ignored, safe to delete)
+SAMPLE_COURSE = REPO / ".grading"  # where `grade --sample-class DIR` grades (git-ignored, safe to delete)
 SAMPLE_CELL_TIMEOUT = 15.0
 
 
@@ -39,8 +39,11 @@ def _executor(args):
         executor.close()
         from ..sandbox.bwrap import SandboxError
 
-        raise SandboxError("refusing to run student code on Dask workers without isolation: " + "; ".join(
-            f"{addr}: {why}" for addr, why in sorted(leaky.items())) + " (fix them, or pass --unsafe)")
+        raise SandboxError(
+            "refusing to run student code on Dask workers without isolation: "
+            + "; ".join(f"{addr}: {why}" for addr, why in sorted(leaky.items()))
+            + " (fix them, or pass --unsafe)"
+        )
     return executor
 
 
@@ -62,10 +65,12 @@ def make_sample_course(submissions: Path, dest: Path = SAMPLE_COURSE) -> Path:
         "c = get_config()  # noqa: F821\n"
         f"load_subconfig({str(REPO / 'grader_config.py')!r})  # noqa: F821\n"
         f"c.CourseDirectory.root = {str(dest)!r}\n"
-        f"c.CourseDirectory.db_url = {('sqlite:///' + str(dest / 'gradebook.db'))!r}\n")
+        f"c.CourseDirectory.db_url = {('sqlite:///' + str(dest / 'gradebook.db'))!r}\n"
+    )
     shutil.rmtree(dest / "source" / assignment, ignore_errors=True)
-    shutil.copytree(src, dest / "source" / assignment,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(
+        src, dest / "source" / assignment, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+    )
     import_submissions(submissions, dest, assignment, replace=True)
     return dest
 
@@ -88,9 +93,19 @@ def cmd_grade(args) -> int:
         # With --dask the kernels run on the workers, whose isolation _executor checked, not here.
         kernel = default_kernel(args.unsafe, check=executor is None)
         summary = grade_assignment(
-            course, assignment, db_url=args.db, workers=args.workers, executor=executor, force=args.force,
-            students=args.student or None, limits=_limits(args, course), kernel=kernel,
-            progress=not args.no_progress, feedback=not args.no_feedback, rebuild_gradebook=args.rebuild_gradebook)
+            course,
+            assignment,
+            db_url=args.db,
+            workers=args.workers,
+            executor=executor,
+            force=args.force,
+            students=args.student or None,
+            limits=_limits(args, course),
+            kernel=kernel,
+            progress=not args.no_progress,
+            feedback=not args.no_feedback,
+            rebuild_gradebook=args.rebuild_gradebook,
+        )
     finally:
         if executor is not None:
             executor.close()
@@ -105,9 +120,16 @@ def cmd_import(args) -> int:
 
     course = Path(args.course).resolve()
     try:
-        report = import_submissions(args.source, course, args.assignment, notebook=args.notebook,
-                                    id_regex=args.id_regex, replace=args.replace, due=args.due,
-                                    db_url=args.db or _db(args, course)[0])
+        report = import_submissions(
+            args.source,
+            course,
+            args.assignment,
+            notebook=args.notebook,
+            id_regex=args.id_regex,
+            replace=args.replace,
+            due=args.due,
+            db_url=args.db or _db(args, course)[0],
+        )
     except LMSImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -163,8 +185,16 @@ def cmd_export(args) -> int:
     db_url, course_id = _db(args, course)
     output = Path(args.output) if args.output else default_output(course, args.assignment, args.format)
     try:
-        report = export(db_url, course_id, args.assignment, args.format, output, column=args.column,
-                        roster=Path(args.roster) if args.roster else None, out_of=args.out_of)
+        report = export(
+            db_url,
+            course_id,
+            args.assignment,
+            args.format,
+            output,
+            column=args.column,
+            roster=Path(args.roster) if args.roster else None,
+            out_of=args.out_of,
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -176,38 +206,63 @@ def cmd_me(args) -> int:
     from .learner import grade_mine
 
     course = Path(args.course).resolve()
-    mine = grade_mine(Path(args.notebook), course=course, assignment=args.assignment,
-                      out=Path(args.out) if args.out else None, unsafe=args.unsafe, limits=_limits(args, course))
+    mine = grade_mine(
+        Path(args.notebook),
+        course=course,
+        assignment=args.assignment,
+        out=Path(args.out) if args.out else None,
+        unsafe=args.unsafe,
+        limits=_limits(args, course),
+    )
     print(mine.text())
     return 1 if mine.result.status == "error" else 0
 
 
 def _grade_command(sub) -> None:
 
-    g = sub.add_parser("grade", help="grade all new or changed submissions of an assignment",
-                       description="Grade submitted/<student>/<assignment>/ for every student (or, with "
-                                   "--sample-class, a folder of sample submissions in the scratch course .grading/).")
+    g = sub.add_parser(
+        "grade",
+        help="grade all new or changed submissions of an assignment",
+        description="Grade submitted/<student>/<assignment>/ for every student (or, with "
+        "--sample-class, a folder of sample submissions in the scratch course .grading/).",
+    )
     g.add_argument("assignment", nargs="?", help="assignment id")
-    g.add_argument("--sample-class", metavar="DIR", help="grade a folder of sample submissions (<student>.ipynb) "
-                                                         "in the scratch course .grading/ instead; the folder's "
-                                                         "name is the assignment's")
-    g.add_argument("--course", default=".", help="course folder holding nbgrader_config.py, source/, submitted/ "
-                                                 "(default: the current folder)")
-    g.add_argument("--db", help="gradebook SQLAlchemy URL (default: the course's, sqlite:///<course>/gradebook.db); "
-                                "e.g. postgresql+psycopg://user@host/grades")
+    g.add_argument(
+        "--sample-class",
+        metavar="DIR",
+        help="grade a folder of sample submissions (<student>.ipynb) "
+        "in the scratch course .grading/ instead; the folder's "
+        "name is the assignment's",
+    )
+    g.add_argument(
+        "--course",
+        default=".",
+        help="course folder holding nbgrader_config.py, source/, submitted/ (default: the current folder)",
+    )
+    g.add_argument(
+        "--db",
+        help="gradebook SQLAlchemy URL (default: the course's, sqlite:///<course>/gradebook.db); "
+        "e.g. postgresql+psycopg://user@host/grades",
+    )
     g.add_argument("-j", "--workers", type=int, help="parallel workers (default: number of CPU cores)")
     g.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    g.add_argument("--cell-timeout", type=float, help="seconds per cell before it is interrupted "
-                                                      "(default: the course's Execute.timeout)")
+    g.add_argument(
+        "--cell-timeout",
+        type=float,
+        help="seconds per cell before it is interrupted (default: the course's Execute.timeout)",
+    )
     g.add_argument("--wall", type=float, help="seconds per submission in all (default: max(600, 20 x cell timeout))")
     g.add_argument("--unsafe", action="store_true", help="run kernels as plain local processes, without the sandbox")
     g.add_argument("--dask", metavar="ADDRESS", help="run the workers on a Dask cluster (scheduler address)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--no-feedback", action="store_true", help="skip the feedback HTML files")
-    g.add_argument("--rebuild-gradebook", action="store_true",
-                   help="remove the assignment and its grades from the gradebook first (students stay), then grade "
-                        "every submission: the way forward after changing an assignment's graded cells")
+    g.add_argument(
+        "--rebuild-gradebook",
+        action="store_true",
+        help="remove the assignment and its grades from the gradebook first (students stay), then grade "
+        "every submission: the way forward after changing an assignment's graded cells",
+    )
     g.set_defaults(func=cmd_grade)
 
 
@@ -217,12 +272,19 @@ def _import_command(sub) -> None:
     i.add_argument("assignment", help="assignment id")
     i.add_argument("--course", default=".", help="course folder (default: current folder)")
     i.add_argument("--notebook", help="notebook name inside the assignment (default: the assignment id)")
-    i.add_argument("--id-regex", help="regular expression finding the student id in a file name "
-                                      "(group 'id' or group 1)")
-    i.add_argument("--replace", action="store_true", help="replace a different existing submission "
-                                                          "(the old folder is kept beside it)")
-    i.add_argument("--due", help="the assignment's due date (\"2026-12-15 17:00:00 UTC\"), for lateness marked in "
-                                 "Canvas file names (default: the gradebook's due date)")
+    i.add_argument(
+        "--id-regex", help="regular expression finding the student id in a file name (group 'id' or group 1)"
+    )
+    i.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a different existing submission (the old folder is kept beside it)",
+    )
+    i.add_argument(
+        "--due",
+        help='the assignment\'s due date ("2026-12-15 17:00:00 UTC"), for lateness marked in '
+        "Canvas file names (default: the gradebook's due date)",
+    )
     i.add_argument("--db", help="gradebook SQLAlchemy URL holding the due date (default: the course's)")
     i.set_defaults(func=cmd_import)
 
@@ -236,8 +298,11 @@ def _report_command(sub) -> None:
 
 
 def _check_command(sub) -> None:
-    c = sub.add_parser("check", help="check an assignment before release: cells, points, rules, keys, release/, "
-                                     "and that the solutions earn every point")
+    c = sub.add_parser(
+        "check",
+        help="check an assignment before release: cells, points, rules, keys, release/, "
+        "and that the solutions earn every point",
+    )
     c.add_argument("assignment")
     c.add_argument("--course", default=".")
     c.add_argument("--no-run", action="store_true", help="skip grading the solutions and the blank release")
@@ -245,40 +310,53 @@ def _check_command(sub) -> None:
 
 
 def _export_command(sub) -> None:
-    e = sub.add_parser("export", help="write the assignment's grades for an LMS import (Canvas, Moodle) or as the "
-                                      "per-question CSV",
-                       description="Grades from the gradebook in the shape an LMS gradebook import expects: "
-                                   "canvas (Canvas's Grades > Import: Student, ID, SIS User ID, SIS Login ID, Section, "
-                                   "one points column), moodle (the assignment's grading worksheet: Identifier, Grade, "
-                                   "...), csv (reports/<assignment>/grades.csv, one column per question). Students' "
-                                   "LMS ids come from --roster, else nbgrader's student table (lms_user_id, names, "
-                                   "e-mail), else the student id itself (digits: the LMS's id, as the LMS import "
-                                   "takes it from file names).")
+    e = sub.add_parser(
+        "export",
+        help="write the assignment's grades for an LMS import (Canvas, Moodle) or as the per-question CSV",
+        description="Grades from the gradebook in the shape an LMS gradebook import expects: "
+        "canvas (Canvas's Grades > Import: Student, ID, SIS User ID, SIS Login ID, Section, "
+        "one points column), moodle (the assignment's grading worksheet: Identifier, Grade, "
+        "...), csv (reports/<assignment>/grades.csv, one column per question). Students' "
+        "LMS ids come from --roster, else nbgrader's student table (lms_user_id, names, "
+        "e-mail), else the student id itself (digits: the LMS's id, as the LMS import "
+        "takes it from file names).",
+    )
     e.add_argument("assignment")
     e.add_argument("--format", choices=("canvas", "moodle", "csv"), default="canvas", help="default: canvas")
     e.add_argument("--course", default=".")
     e.add_argument("--db")
-    e.add_argument("-o", "--output", help="file to write (default: reports/<assignment>/canvas.csv, moodle.csv or "
-                                          "grades.csv)")
-    e.add_argument("--column", help="Canvas: the assignment column's header, e.g. 'Deep Dive (12345)' for an "
-                                    "existing Canvas assignment (default: the assignment id: a new assignment)")
-    e.add_argument("--roster", help="the LMS's own class file to take identities from: Canvas's gradebook export, "
-                                    "or Moodle's downloaded grading worksheet")
+    e.add_argument(
+        "-o", "--output", help="file to write (default: reports/<assignment>/canvas.csv, moodle.csv or grades.csv)"
+    )
+    e.add_argument(
+        "--column",
+        help="Canvas: the assignment column's header, e.g. 'Deep Dive (12345)' for an "
+        "existing Canvas assignment (default: the assignment id: a new assignment)",
+    )
+    e.add_argument(
+        "--roster",
+        help="the LMS's own class file to take identities from: Canvas's gradebook export, "
+        "or Moodle's downloaded grading worksheet",
+    )
     e.add_argument("--out-of", type=float, help="scale the totals to this many points (default: the assignment's)")
     e.set_defaults(func=cmd_export)
 
 
 def _me_command(sub) -> None:
-    m = sub.add_parser("me", help="grade your own working copy of an assignment, as the instructor's grading would",
-                       description="Grade one learner's notebook with the instructor's pipeline (sandboxed kernel, "
-                                   "trusted judge, the course's time limits) in a scratch course made from source/; "
-                                   "print each question's score and where the feedback page is. The notebook is "
-                                   "only read, never changed.")
+    m = sub.add_parser(
+        "me",
+        help="grade your own working copy of an assignment, as the instructor's grading would",
+        description="Grade one learner's notebook with the instructor's pipeline (sandboxed kernel, "
+        "trusted judge, the course's time limits) in a scratch course made from source/; "
+        "print each question's score and where the feedback page is. The notebook is "
+        "only read, never changed.",
+    )
     m.add_argument("notebook", help="your notebook, e.g. release/<assignment>/<assignment>.ipynb")
     m.add_argument("--assignment", help="assignment id (default: the notebook's folder or file name)")
     m.add_argument("--course", default=".", help="course folder holding source/ (default: the current folder)")
-    m.add_argument("--out", help="scratch course to grade in and keep for its feedback page "
-                                 "(default: .grading/me/<assignment>/)")
+    m.add_argument(
+        "--out", help="scratch course to grade in and keep for its feedback page (default: .grading/me/<assignment>/)"
+    )
     m.add_argument("--cell-timeout", type=float, help="seconds per cell (default: the course's Execute.timeout)")
     m.add_argument("--wall", type=float, help="seconds for the whole notebook (default: max(600, 20 x cell timeout))")
     m.add_argument("--unsafe", action="store_true", help="run the kernel without the sandbox")
@@ -297,7 +375,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m miglab.grading",
         description="Batch grading for the course: every submission graded by real nbgrader, in parallel; "
-                    "a bad submission gets a recorded result with a reason and never stops the class.")
+        "a bad submission gets a recorded result with a reason and never stops the class.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     _grade_command(sub)
     _import_command(sub)
