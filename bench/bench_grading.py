@@ -59,7 +59,8 @@ def make_course(root: Path, n: int) -> Path:
         "c = get_config()\n"
         f"load_subconfig({str(REPO / 'grader_config.py')!r})\n"
         f"c.CourseDirectory.root = {str(root)!r}\n"
-        f"c.CourseDirectory.db_url = {('sqlite:///' + str(root / 'gradebook.db'))!r}\n")
+        f"c.CourseDirectory.db_url = {('sqlite:///' + str(root / 'gradebook.db'))!r}\n"
+    )
     for i in range(n):
         kind = KINDS[i % len(KINDS)]
         d = root / "submitted" / f"s{i:03d}" / ASSIGNMENT
@@ -89,10 +90,14 @@ def run(cmd, cwd, extra_env: dict | None = None) -> float:
 def scores(db: Path) -> dict:
     con = sqlite3.connect(db)
     try:
-        return dict(con.execute(
-            "SELECT s.student_id, SUM(COALESCE(g.auto_score, 0)) FROM grade g "
-            "JOIN submitted_notebook n ON g.notebook_id = n.id JOIN submitted_assignment s ON n.assignment_id = s.id "
-            "GROUP BY s.student_id").fetchall())
+        return dict(
+            con.execute(
+                "SELECT s.student_id, SUM(COALESCE(g.auto_score, 0)) FROM grade g "
+                "JOIN submitted_notebook n ON g.notebook_id = n.id "
+                "JOIN submitted_assignment s ON n.assignment_id = s.id "
+                "GROUP BY s.student_id"
+            ).fetchall()
+        )
     finally:
         con.close()
 
@@ -105,9 +110,12 @@ def main() -> int:
     args = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
-        print(f"{args.n} submissions of {ASSIGNMENT} ({', '.join(KINDS)} in turn); {args.workers} workers; "
-              f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} (other work on the machine "
-              "slows the parallel run more than the serial one)", flush=True)
+        print(
+            f"{args.n} submissions of {ASSIGNMENT} ({', '.join(KINDS)} in turn); {args.workers} workers; "
+            f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} (other work on the machine "
+            "slows the parallel run more than the serial one)",
+            flush=True,
+        )
         nbg = make_course(base / "nbgrader", args.n)
         ours = make_course(base / "ours", args.n)
         box = make_course(base / "sandboxed", args.n)
@@ -117,27 +125,47 @@ def main() -> int:
         t_nbg = run([str(Path(PY).parent / "nbgrader"), "autograde", ASSIGNMENT], nbg)
         print(f"nbgrader autograde (serial):          {t_nbg:7.1f} s  {t_nbg / args.n:5.2f} s/submission", flush=True)
         t_fb = run([str(Path(PY).parent / "nbgrader"), "generate_feedback", ASSIGNMENT], nbg)
-        print(f"  + nbgrader generate_feedback:       {t_fb:7.1f} s  (same outputs as ours: "
-              f"{t_nbg + t_fb:.1f} s in all)", flush=True)
-        cmd = [PY, "-m", "miglab.grading", "grade", ASSIGNMENT, "--course", ".", "-j", str(args.workers),
-               "--no-progress"]
-        t_ours = run(cmd + ["--unsafe"], ours)
-        print(f"miglab.grading, local kernels:        {t_ours:7.1f} s  {t_ours / args.n:5.2f} s/submission  "
-              f"ratio {t_nbg / t_ours:.2f}x (autograde only), {(t_nbg + t_fb) / t_ours:.2f}x (with feedback)",
-              flush=True)
+        print(
+            f"  + nbgrader generate_feedback:       {t_fb:7.1f} s  (same outputs as ours: {t_nbg + t_fb:.1f} s in all)",
+            flush=True,
+        )
+        cmd = [
+            PY,
+            "-m",
+            "miglab.grading",
+            "grade",
+            ASSIGNMENT,
+            "--course",
+            ".",
+            "-j",
+            str(args.workers),
+            "--no-progress",
+        ]
+        t_ours = run([*cmd, "--unsafe"], ours)
+        print(
+            f"miglab.grading, local kernels:        {t_ours:7.1f} s  {t_ours / args.n:5.2f} s/submission  "
+            f"ratio {t_nbg / t_ours:.2f}x (autograde only), {(t_nbg + t_fb) / t_ours:.2f}x (with feedback)",
+            flush=True,
+        )
         runs = [("local", ours)]
         if not args.skip_sandbox:
-            for label, course, extra_env in (("sandboxed, warm kernels", box, {}),
-                                             ("sandboxed, cold kernels", cold, {"MIGLAB_COLD_KERNELS": "1"})):
+            for label, course, extra_env in (
+                ("sandboxed, warm kernels", box, {}),
+                ("sandboxed, cold kernels", cold, {"MIGLAB_COLD_KERNELS": "1"}),
+            ):
                 t_box = run(cmd, course, extra_env)
-                print(f"miglab.grading, {label + ':':<23}{t_box:7.1f} s  {t_box / args.n:5.2f} s/submission  "
-                      f"ratio {t_nbg / t_box:.2f}x (autograde only), {(t_nbg + t_fb) / t_box:.2f}x (with feedback)",
-                      flush=True)
+                print(
+                    f"miglab.grading, {label + ':':<23}{t_box:7.1f} s  {t_box / args.n:5.2f} s/submission  "
+                    f"ratio {t_nbg / t_box:.2f}x (autograde only), {(t_nbg + t_fb) / t_box:.2f}x (with feedback)",
+                    flush=True,
+                )
                 runs.append((label, course))
         ours_scores = [scores(course / "gradebook.db") for _, course in runs]
         same = scores(nbg / "gradebook.db").keys() == ours_scores[0].keys()
-        print(f"nbgrader's and our gradebooks hold the same {len(ours_scores[0])} students: {same}; "
-              f"our runs give every student the same total: {all(s == ours_scores[0] for s in ours_scores)}")
+        print(
+            f"nbgrader's and our gradebooks hold the same {len(ours_scores[0])} students: {same}; "
+            f"our runs give every student the same total: {all(s == ours_scores[0] for s in ours_scores)}"
+        )
         for label, course in runs:
             con = sqlite3.connect(course / "gradebook.db")
             rows = con.execute("SELECT seconds, kernel_start, cell_seconds FROM miglab_results").fetchall()
@@ -145,8 +173,10 @@ def main() -> int:
             w = sum(r[0] for r in rows) / len(rows)
             k = sum(r[1] for r in rows) / len(rows)
             c = sum(r[2] for r in rows) / len(rows)
-            print(f"per submission in a worker ({label}): {w:.2f} s; kernel start {k:.2f} s, cells {c:.2f} s; "
-                  f"cost / (start + cells) {w / (k + c):.2f}x; cost / cells alone {w / c:.2f}x")
+            print(
+                f"per submission in a worker ({label}): {w:.2f} s; kernel start {k:.2f} s, cells {c:.2f} s; "
+                f"cost / (start + cells) {w / (k + c):.2f}x; cost / cells alone {w / c:.2f}x"
+            )
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(base, ignore_errors=True)

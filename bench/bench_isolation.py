@@ -55,13 +55,11 @@ def alternate(plain, boxed, n: int) -> tuple[list[float], list[float]]:
 
 def row(label: str, a: list[float], b: list[float], unit: str = "s") -> str:
     ma, mb = statistics.median(a), statistics.median(b)
-    return (f"{label:<44} {ma:8.3f} {unit}  {mb:8.3f} {unit}  {mb - ma:+8.3f} {unit}  x{mb / ma:5.2f}"
-            f"   (n={len(a)})")
+    return f"{label:<44} {ma:8.3f} {unit}  {mb:8.3f} {unit}  {mb - ma:+8.3f} {unit}  x{mb / ma:5.2f}   (n={len(a)})"
 
 
 def bench_process(n):
-    return alternate(lambda: subprocess.run([PY, "-c", "pass"], check=True),
-                     lambda: sandbox.run([PY, "-c", "pass"]), n)
+    return alternate(lambda: subprocess.run([PY, "-c", "pass"], check=True), lambda: sandbox.run([PY, "-c", "pass"]), n)
 
 
 def bench_kernel(n):
@@ -73,8 +71,9 @@ def bench_kernel(n):
     def once(manager):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = sum(range(1000)); print(x)")])
         kw = {"kernel_manager_class": manager} if manager else {}
-        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(folder)}},
-                       **kw).execute()
+        NotebookClient(
+            nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(folder)}}, **kw
+        ).execute()
         assert nb.cells[0].outputs[0]["text"] == "499500\n"
 
     try:
@@ -83,14 +82,15 @@ def bench_kernel(n):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-
-
 def bench_migration(n):
     from miglab import oracle
 
     titles = ["Dune", "Kindred", "The Left Hand of Darkness"]
-    return alternate(lambda: oracle.run_migration_scenario(GOOD_MIGRATION, titles),
-                     lambda: oracle.run_migration_scenario(GOOD_MIGRATION, titles, manage=sandbox.manage_untrusted), n)
+    return alternate(
+        lambda: oracle.run_migration_scenario(GOOD_MIGRATION, titles),
+        lambda: oracle.run_migration_scenario(GOOD_MIGRATION, titles, manage=sandbox.manage_untrusted),
+        n,
+    )
 
 
 def bench_judge_rerun(n):
@@ -131,7 +131,8 @@ def bench_class(n):
             "c = get_config()  # noqa: F821\n"
             f"load_subconfig({str(REPO / 'grader_config.py')!r})  # noqa: F821\n"
             f"c.CourseDirectory.root = {str(root)!r}\n"
-            f"c.CourseDirectory.db_url = {('sqlite:///' + str(root / 'gradebook.db'))!r}\n")
+            f"c.CourseDirectory.db_url = {('sqlite:///' + str(root / 'gradebook.db'))!r}\n"
+        )
         shutil.copytree(REPO / "source/deep_dive", root / "source/deep_dive")
         for i in range(n):
             d = root / "submitted" / f"s{i:02d}" / "deep_dive"
@@ -140,10 +141,27 @@ def bench_class(n):
         return root
 
     def grade(root, *extra):
-        done = subprocess.run([PY, "-m", "miglab.grading", "grade", "deep_dive", "--course", str(root), "-j", "1",
-                               "--no-progress", "--no-feedback", *extra], capture_output=True, text=True)
-        m = re.search(r"per submission: ([\d.]+) s in the worker \(kernel start ([\d.]+) s \+ cells ([\d.]+) s\)",
-                      done.stdout)
+        done = subprocess.run(
+            [
+                PY,
+                "-m",
+                "miglab.grading",
+                "grade",
+                "deep_dive",
+                "--course",
+                str(root),
+                "-j",
+                "1",
+                "--no-progress",
+                "--no-feedback",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        m = re.search(
+            r"per submission: ([\d.]+) s in the worker \(kernel start ([\d.]+) s \+ cells ([\d.]+) s\)", done.stdout
+        )
         if done.returncode != 0 or not m:
             raise SystemExit(f"grading failed:\n{done.stdout}\n{done.stderr[-2000:]}")
         mean = re.search(r"mean score of this run: ([\d.]+) / ([\d.]+)", done.stdout)
@@ -179,9 +197,11 @@ def main(argv=None) -> int:
     if not args.quick:
         plain, boxed, pm, bm = bench_class(args.class_size)
         print(f"\nwhole submissions, real grading command, {args.class_size} perfect notebooks per side, 1 worker:")
-        for label, a, b in (("per submission in the worker", plain[0], boxed[0]),
-                            ("  of which kernel start", plain[1], boxed[1]),
-                            ("  of which running the cells", plain[2], boxed[2])):
+        for label, a, b in (
+            ("per submission in the worker", plain[0], boxed[0]),
+            ("  of which kernel start", plain[1], boxed[1]),
+            ("  of which running the cells", plain[2], boxed[2]),
+        ):
             print(f"  {label:<42} {a:8.2f} s  {b:8.2f} s  {b - a:+8.2f} s  x{b / a:5.2f}")
         print(f"  scores: plain {pm}; sandboxed {bm}")
     return 0

@@ -112,8 +112,7 @@ def instrument() -> None:
 def _wrap_async_manager() -> None:
     from jupyter_client.manager import AsyncKernelManager
 
-    for name, phase in (("start_kernel", "kernel: start (launch)"),
-                        ("shutdown_kernel", "kernel: stop")):
+    for name, phase in (("start_kernel", "kernel: start (launch)"), ("shutdown_kernel", "kernel: stop")):
         original = getattr(AsyncKernelManager, name)
 
         def make(original, phase):
@@ -123,6 +122,7 @@ def _wrap_async_manager() -> None:
                     return await original(self, *a, **kw)
                 finally:
                     SPENT[phase] += time.perf_counter() - t0
+
             return wrapper
 
         setattr(AsyncKernelManager, name, make(original, phase))
@@ -140,8 +140,18 @@ def tasks(course: Path, unsafe: bool):
     out = []
     for d in sorted((course / "submitted").iterdir()):
         got = read_submission(d / ASSIGNMENT, base=course / "submitted")
-        out.append(Task(student_id=d.name, assignment=info, files=got.files, submission_hash=content_hash(got.files),
-                        limits=TimeLimits(cell_timeout=60), kernel=kernel, timestamp=None, feedback=True))
+        out.append(
+            Task(
+                student_id=d.name,
+                assignment=info,
+                files=got.files,
+                submission_hash=content_hash(got.files),
+                limits=TimeLimits(cell_timeout=60),
+                kernel=kernel,
+                timestamp=None,
+                feedback=True,
+            )
+        )
     return out
 
 
@@ -173,8 +183,10 @@ def main(argv=None) -> int:
         results.append(grade(task))
     cpu = time.process_time() - cpu0
     n = len(results)
-    print(f"{n} submissions ({'local' if args.unsafe else 'sandboxed'} kernels), one after another, load "
-          f"{os.getloadavg()[0]:.1f}; first one (not counted): {first.seconds:.2f} s, status {first.status}")
+    print(
+        f"{n} submissions ({'local' if args.unsafe else 'sandboxed'} kernels), one after another, load "
+        f"{os.getloadavg()[0]:.1f}; first one (not counted): {first.seconds:.2f} s, status {first.status}"
+    )
     print(f"scores: {[r.total for r in results]}  statuses: {sorted({r.status for r in results})}")
     for phase, spent in sorted(SPENT.items(), key=lambda kv: kv[0]):
         print(f"  {phase:<52} {spent / n:7.3f} s")
@@ -183,8 +195,10 @@ def main(argv=None) -> int:
     cells = sum(r.cell_seconds for r in results) / n
     work = sum(r.seconds for r in results) / n
     print(f"  grader process CPU per submission (no kernel, no sandbox): {cpu / n:.3f} s")
-    print(f"per submission: worker {work:.3f} s; cells alone {cells:.3f} s; cost / cells {work / cells:.2f}x; "
-          f"median cell {statistics.median(CELL_TIMES) * 1000:.1f} ms")
+    print(
+        f"per submission: worker {work:.3f} s; cells alone {cells:.3f} s; cost / cells {work / cells:.2f}x; "
+        f"median cell {statistics.median(CELL_TIMES) * 1000:.1f} ms"
+    )
     _ = grade_submission
     return 0
 

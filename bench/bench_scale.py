@@ -59,16 +59,25 @@ def _grade_copy(template: Path, dest: Path, executor, workers: int, unsafe: bool
 
     shutil.copytree(template, dest)
     t0 = time.perf_counter()
-    summary = grade_assignment(dest, ASSIGNMENT, executor=executor, workers=workers, kernel=default_kernel(unsafe),
-                               progress=False, reports=False)
+    summary = grade_assignment(
+        dest,
+        ASSIGNMENT,
+        executor=executor,
+        workers=workers,
+        kernel=default_kernel(unsafe),
+        progress=False,
+        reports=False,
+    )
     return time.perf_counter() - t0, summary
 
 
 def _line(label: str, n: int, took: float, summary) -> str:
     ran = [r for r in summary.results if r.cell_seconds]
     per = sum(r.seconds for r in ran) / max(1, len(ran))
-    return (f"  {label:<34} {took:7.1f} s  {60 * n / took:6.1f} submissions/min  "
-            f"(worker {per:.2f} s per submission; statuses {dict(summary.statuses)})")
+    return (
+        f"  {label:<34} {took:7.1f} s  {60 * n / took:6.1f} submissions/min  "
+        f"(worker {per:.2f} s per submission; statuses {dict(summary.statuses)})"
+    )
 
 
 def throughput(n: int, unsafe: bool) -> int:
@@ -83,7 +92,7 @@ def throughput(n: int, unsafe: bool) -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         template = make_course(base / "template", n)
-        prepare(template, ASSIGNMENT)   # nbgrader's generate_assignment, cached for all three runs
+        prepare(template, ASSIGNMENT)  # nbgrader's generate_assignment, cached for all three runs
         print(f"{n} submissions of {ASSIGNMENT}, {'local' if unsafe else 'sandboxed'} kernels; {load()}", flush=True)
         warm_up_workers()
         rows = []
@@ -91,9 +100,13 @@ def throughput(n: int, unsafe: bool) -> int:
             took, summary = _grade_copy(template, base / f"pool{workers}", None, workers, unsafe)
             rows.append(_line(f"local pool, {workers} worker{'s' if workers > 1 else ''}", n, took, summary))
             print(rows[-1], flush=True)
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=40) as lc, Client(lc) as client:
-            executor = DaskExecutor(client)   # registers the warm-up on every worker and waits for it
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            ) as lc,
+            Client(lc) as client,
+        ):
+            executor = DaskExecutor(client)  # registers the warm-up on every worker and waits for it
             took, summary = _grade_copy(template, base / "dask", executor, 2, unsafe)
             print(_line("Dask LocalCluster, 2 workers", n, took, summary), flush=True)
         print(f"  ({load()} at the end)")
@@ -121,13 +134,21 @@ def stub_result(task):
 
     a = task.assignment
     nb = a.notebooks[0]
-    return Result(student_id=task.student_id, assignment_id=a.assignment_id, submission_hash=task.submission_hash,
-                  assignment_version=a.version, status="ok",
-                  scores=[CellScore(grade_id=g, notebook=n, score=m, max_score=m, scored_by="judge")
-                          for n, g, m in a.grade_cells],
-                  autograded={f"{nb}.ipynb": task.files.get(f"{nb}.ipynb", b"{}")},
-                  feedback={f"{nb}.html": b"<!DOCTYPE html><html><body><p>Score: full</p></body></html>"},
-                  timestamp=task.timestamp, seconds=0.001, judged=True)
+    return Result(
+        student_id=task.student_id,
+        assignment_id=a.assignment_id,
+        submission_hash=task.submission_hash,
+        assignment_version=a.version,
+        status="ok",
+        scores=[
+            CellScore(grade_id=g, notebook=n, score=m, max_score=m, scored_by="judge") for n, g, m in a.grade_cells
+        ],
+        autograded={f"{nb}.ipynb": task.files.get(f"{nb}.ipynb", b"{}")},
+        feedback={f"{nb}.html": b"<!DOCTYPE html><html><body><p>Score: full</p></body></html>"},
+        timestamp=task.timestamp,
+        seconds=0.001,
+        judged=True,
+    )
 
 
 def make_synthetic_class(root: Path, n: int) -> None:
@@ -139,13 +160,19 @@ def make_synthetic_class(root: Path, n: int) -> None:
     (root / "source" / "tiny").mkdir(parents=True)
     nbformat.write(sample.tiny_source(), str(root / "source" / "tiny" / "tiny.ipynb"))
     (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "tinycourse"\n')
-    release = generate(root / "source" / "tiny", root / ".release-build", "tiny", "tinycourse",
-                       f"sqlite:///{root / '.release-build' / 'x.db'}", {})
+    release = generate(
+        root / "source" / "tiny",
+        root / ".release-build",
+        "tiny",
+        "tinycourse",
+        f"sqlite:///{root / '.release-build' / 'x.db'}",
+        {},
+    )
     data = json.loads((release / "tiny.ipynb").read_text())
     for i in range(n):
         d = root / "submitted" / f"s{i:05d}" / "tiny"
         d.mkdir(parents=True)
-        data["metadata"]["student"] = f"s{i:05d}"   # every submission its own bytes
+        data["metadata"]["student"] = f"s{i:05d}"  # every submission its own bytes
         (d / "tiny.ipynb").write_text(json.dumps(data))
         (d / "timestamp.txt").write_text("2026-11-25 12:00:00.000000 UTC")
 
@@ -202,30 +229,51 @@ def recording_one(n: int, keep: bool = False) -> dict:
         first = (stamps[tenth] - stamps[0]) / tenth
         last = (stamps[-1] - stamps[-tenth - 1]) / tenth
         recording_s = stamps[-1] - stamps[0]
-        return {"n": n, "graded": summary.graded, "seconds": took, "start_s": stamps[0] - t0,
-                "rows_per_s": (len(stamps) - 1) / recording_s, "recording_s": recording_s,
-                "first_tenth_ms": 1000 * first, "last_tenth_ms": 1000 * last, "reports_s": reports,
-                "rss_mb_before": rss0 / 1024, "rss_mb_peak": rss / 1024, "make_class_s": made,
-                "db_mb": (base / "gradebook.db").stat().st_size / 2**20}
+        return {
+            "n": n,
+            "graded": summary.graded,
+            "seconds": took,
+            "start_s": stamps[0] - t0,
+            "rows_per_s": (len(stamps) - 1) / recording_s,
+            "recording_s": recording_s,
+            "first_tenth_ms": 1000 * first,
+            "last_tenth_ms": 1000 * last,
+            "reports_s": reports,
+            "rss_mb_before": rss0 / 1024,
+            "rss_mb_peak": rss / 1024,
+            "make_class_s": made,
+            "db_mb": (base / "gradebook.db").stat().st_size / 2**20,
+        }
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 def recording(sizes: list[int], keep: bool) -> int:
-    print(f"synthetic class of tiny submissions, stub grading, real coordinator and gradebook writer"
-          f"{' (experiment: session keeps what it loaded)' if keep else ''}; {load()}", flush=True)
-    print(f"  {'submissions':>11} {'start-up':>9} {'recording':>10} {'rows/s':>8} {'ms/row first 10%':>17} "
-          f"{'last 10%':>9} {'peak RSS':>9} {'gradebook':>10} {'CSV+chart':>10}")
+    print(
+        f"synthetic class of tiny submissions, stub grading, real coordinator and gradebook writer"
+        f"{' (experiment: session keeps what it loaded)' if keep else ''}; {load()}",
+        flush=True,
+    )
+    print(
+        f"  {'submissions':>11} {'start-up':>9} {'recording':>10} {'rows/s':>8} {'ms/row first 10%':>17} "
+        f"{'last 10%':>9} {'peak RSS':>9} {'gradebook':>10} {'CSV+chart':>10}"
+    )
     for n in sizes:
-        done = subprocess.run([sys.executable, __file__, "recording-one", "--n", str(n),
-                               *(["--keep-loaded"] if keep else [])], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "recording-one", "--n", str(n), *(["--keep-loaded"] if keep else [])],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             print(done.stdout[-2000:], done.stderr[-3000:])
             return 1
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"  {r['n']:>11} {r['start_s']:8.1f}s {r['recording_s']:9.1f}s {r['rows_per_s']:8.1f} "
-              f"{r['first_tenth_ms']:17.2f} {r['last_tenth_ms']:9.2f} {r['rss_mb_peak']:7.0f}MB {r['db_mb']:8.1f}MB "
-              f"{r['reports_s']:9.1f}s", flush=True)
+        print(
+            f"  {r['n']:>11} {r['start_s']:8.1f}s {r['recording_s']:9.1f}s {r['rows_per_s']:8.1f} "
+            f"{r['first_tenth_ms']:17.2f} {r['last_tenth_ms']:9.2f} {r['rss_mb_peak']:7.0f}MB {r['db_mb']:8.1f}MB "
+            f"{r['reports_s']:9.1f}s",
+            flush=True,
+        )
     print(f"  ({load()} at the end)")
     return 0
 

@@ -52,8 +52,10 @@ PY = sys.executable
 def cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as lc, Client(lc) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40) as lc,
+        Client(lc) as client,
+    ):
         yield lc, client
 
 
@@ -87,8 +89,9 @@ def submitted_rows(course: Path) -> list[str]:
 def test_the_tiny_class_grades_on_the_cluster_to_the_exact_expected_results(tmp_path, executor):
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")
-    summary = grade_assignment(tmp_path, "tiny", executor=executor, limits=LIMITS, kernel=default_kernel(),
-                               progress=False)
+    summary = grade_assignment(
+        tmp_path, "tiny", executor=executor, limits=LIMITS, kernel=default_kernel(), progress=False
+    )
     assert summary.workers == 2
     assert outcomes(summary) == expected_outcomes(expected)
     assert gradebook_scores(tmp_path) == {k: v["scores"] for k, v in expected.items()}
@@ -101,12 +104,18 @@ def test_the_sample_class_grades_on_the_cluster_to_the_exact_expected_scores(tmp
 
     course = make_sample_course(SAMPLE_CLASS, tmp_path / "course")
     expected = json.loads((SAMPLE_CLASS / "expected.json").read_text())
-    summary = grade_assignment(course, "deep_dive", executor=executor,
-                               limits=TimeLimits(cell_timeout=10, interrupt_grace=3), kernel=default_kernel(),
-                               progress=False)
+    summary = grade_assignment(
+        course,
+        "deep_dive",
+        executor=executor,
+        limits=TimeLimits(cell_timeout=10, interrupt_grace=3),
+        kernel=default_kernel(),
+        progress=False,
+    )
     assert outcomes(summary) == expected_outcomes(expected)
-    assert {r.student_id for r in summary.results if r.judged} == {k for k, v in expected.items()
-                                                                   if v["status"] != "malformed"}
+    assert {r.student_id for r in summary.results if r.judged} == {
+        k for k, v in expected.items() if v["status"] != "malformed"
+    }
     assert check_integrity(f"sqlite:///{course / 'gradebook.db'}", "migrations-deep-dive", "deep_dive", course) == []
     assert sorted(results_rows(course)) == sorted(expected)
 
@@ -117,18 +126,23 @@ def test_the_hostile_corpus_grades_on_the_cluster_as_in_the_local_pool(tmp_path,
     by the local pool and on the cluster; each student gets the same status and scores both times."""
     import test_hostile as hostile
 
-    students = {kind: {"deep_dive.ipynb": (SAMPLE_CLASS / f"{kind}.ipynb").read_bytes()}
-                for kind in ("blank", "perfect")}
+    students = {
+        kind: {"deep_dive.ipynb": (SAMPLE_CLASS / f"{kind}.ipynb").read_bytes()} for kind in ("blank", "perfect")
+    }
     for attack in hostile.ATTACKS:
-        students[f"hostile_{attack}"] = {p.relative_to(hostile.HOSTILE / attack).as_posix(): p.read_bytes()
-                                         for p in sorted((hostile.HOSTILE / attack).rglob("*")) if p.is_file()}
+        students[f"hostile_{attack}"] = {
+            p.relative_to(hostile.HOSTILE / attack).as_posix(): p.read_bytes()
+            for p in sorted((hostile.HOSTILE / attack).rglob("*"))
+            if p.is_file()
+        }
     limits = TimeLimits(cell_timeout=10, interrupt_grace=3)
     runs = {}
     for where, ex in (("pool", None), ("dask", executor)):
         course = tmp_path / where
         hostile.write_course(course, students)
-        summary = grade_assignment(course, "deep_dive", executor=ex, workers=2, limits=limits,
-                                   kernel=default_kernel(), progress=False)
+        summary = grade_assignment(
+            course, "deep_dive", executor=ex, workers=2, limits=limits, kernel=default_kernel(), progress=False
+        )
         runs[where] = outcomes(summary)
         assert hostile.scores(course, students) == {k: v[1] for k, v in runs[where].items()}
         assert sorted(results_rows(course)) == sorted(students)
@@ -140,6 +154,7 @@ def test_the_hostile_corpus_grades_on_the_cluster_as_in_the_local_pool(tmp_path,
 
 
 # ------------------------------------------------------------------ a worker killed mid-run
+
 
 def _worker_pids(client) -> dict[str, int]:
     return client.run(os.getpid)
@@ -157,8 +172,7 @@ def _kill_a_busy_worker(client, killed: list, stop: threading.Event) -> None:
                 continue
             busy_since.setdefault(addr, time.monotonic())
             tree = descendants(pids[addr]) if addr in pids else set()
-            if time.monotonic() - busy_since[addr] > 1.0 and any("miglab.sandbox.kernel" in _cmdline(p)
-                                                                 for p in tree):
+            if time.monotonic() - busy_since[addr] > 1.0 and any("miglab.sandbox.kernel" in _cmdline(p) for p in tree):
                 os.kill(pids[addr], signal.SIGKILL)
                 killed.append((addr, pids[addr], tree))
                 return
@@ -174,24 +188,25 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, cluster, executor):
     killer = threading.Thread(target=_kill_a_busy_worker, args=(client, killed, stop), daemon=True)
     killer.start()
     try:
-        summary = grade_assignment(tmp_path, "tiny", executor=executor, limits=LIMITS, kernel=default_kernel(),
-                                   progress=False)
+        summary = grade_assignment(
+            tmp_path, "tiny", executor=executor, limits=LIMITS, kernel=default_kernel(), progress=False
+        )
     finally:
         stop.set()
         killer.join(30)
     assert killed, "a worker should have been killed while it graded"
     [(_, pid, tree)] = killed
-    assert len(summary.results) == len(expected)   # each student once
+    assert len(summary.results) == len(expected)  # each student once
     assert outcomes(summary) == expected_outcomes(expected)
     assert gradebook_scores(tmp_path) == {k: v["scores"] for k, v in expected.items()}
-    assert sorted(results_rows(tmp_path)) == sorted(expected)        # no duplicate rows
+    assert sorted(results_rows(tmp_path)) == sorted(expected)  # no duplicate rows
     assert sorted(submitted_rows(tmp_path)) == sorted(expected)
     # nothing the killed worker started outlives it (its kernel launcher notices within a second)
     end = time.monotonic() + 15
     while alive(tree | {pid}) and time.monotonic() < end:
         time.sleep(0.2)
     assert {p: _state(p) for p in alive(tree | {pid})} == {}
-    client.wait_for_workers(2, timeout=60)   # the nanny started a new worker process
+    client.wait_for_workers(2, timeout=60)  # the nanny started a new worker process
 
 
 def _state(pid: int) -> str:
@@ -206,12 +221,29 @@ def _state(pid: int) -> str:
 
 # --------------------------------------------------------------------------- the command line
 
+
 def test_the_command_line_grades_on_a_cluster_it_did_not_start(tmp_path, cluster):
     lc = cluster[0]
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")
-    done = subprocess.run([PY, "-m", "miglab.grading", "grade", "tiny", "--course", str(tmp_path),
-                           "--dask", lc.scheduler_address, "--cell-timeout", "3", "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            PY,
+            "-m",
+            "miglab.grading",
+            "grade",
+            "tiny",
+            "--course",
+            str(tmp_path),
+            "--dask",
+            lc.scheduler_address,
+            "--cell-timeout",
+            "3",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0 and "with 2 workers" in done.stdout, done.stdout + done.stderr[-3000:]
     assert gradebook_scores(tmp_path) == {k: v["scores"] for k, v in expected.items()}

@@ -23,13 +23,17 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError, ValidationError
 from nbgrader.preprocessors import CheckCellMetadata
 
 from miglab.grading import model
-from miglab.grading.execute import (FastCheckCellMetadata, FastKernelManager, ResilientExecute, _FastMetadataValidator,
-                                    outcome)
+from miglab.grading.execute import (
+    FastCheckCellMetadata,
+    FastKernelManager,
+    ResilientExecute,
+    _FastMetadataValidator,
+    outcome,
+)
 from miglab.sandbox.kernel import FastStopMixin, SandboxKernelManager, grading_kernel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +65,7 @@ def stream(cell) -> str:
 
 # ------------------------------------------------------------------ start-up wait
 
+
 @pytest.mark.parametrize("sandboxed", [False, True], ids=["local", "sandboxed"])
 def test_first_cell_runs_right_after_start_with_only_its_own_outputs(tmp_path, sandboxed):
     for _ in range(3):  # a fresh kernel each time: the start-up races, if any, get three chances
@@ -89,8 +94,9 @@ class SilentKernelManager(FastKernelManager):
 
 
 def test_a_kernel_that_dies_while_starting_is_reported_dead(tmp_path):
-    nb, run = grade(["print('never')"], tmp_path, sandboxed=False, kernel_manager_class=ExitingKernelManager,
-                    startup_timeout=60)
+    nb, run = grade(
+        ["print('never')"], tmp_path, sandboxed=False, kernel_manager_class=ExitingKernelManager, startup_timeout=60
+    )
     assert run["status"] == model.KERNEL_FAILED
     assert "died before replying" in run["reason"]
     assert nb.cells[0].outputs[0].ename == "CellNotRun"
@@ -104,7 +110,7 @@ def test_a_kernel_that_never_answers_fails_after_the_startup_timeout_and_is_stop
             started.append(self.provisioner.process)
             await super()._async_post_start_kernel(**kw)
 
-    nb, run = grade(["print('never')"], tmp_path, sandboxed=False, kernel_manager_class=Watched, startup_timeout=2)
+    _nb, run = grade(["print('never')"], tmp_path, sandboxed=False, kernel_manager_class=Watched, startup_timeout=2)
     assert run["status"] == model.KERNEL_FAILED
     assert "didn't respond in 2 seconds" in run["reason"]
     [proc] = started
@@ -120,16 +126,22 @@ def test_a_kernel_that_dies_in_a_cell_is_still_detected(tmp_path):
 
 # ------------------------------------------------------------------ sandboxed kernel without debugpy
 
+
 def test_sandboxed_kernel_starts_without_debugpy_and_still_works(tmp_path):
-    nb, run = grade([
-        "import sys, json, ipykernel.debugger\n"
-        "print(json.dumps({'loaded': 'debugpy' in sys.modules, 'blocked': sys.modules.get('debugpy', 0) is None,\n"
-        "                  'available': ipykernel.debugger._is_debugpy_available,\n"
-        "                  'features': get_ipython().kernel.kernel_info.get('supported_features', [])}))",
-        "import time\ntime.sleep(60)",
-        "print('after the interrupt', 6 * 7)",
-        "import debugpy\nprint(bool(debugpy.__file__))",
-    ], tmp_path, sandboxed=True, timeout=3)
+    nb, run = grade(
+        [
+            "import sys, json, ipykernel.debugger\n"
+            "print(json.dumps({'loaded': 'debugpy' in sys.modules, 'blocked': sys.modules.get('debugpy', 0) is None,\n"
+            "                  'available': ipykernel.debugger._is_debugpy_available,\n"
+            "                  'features': get_ipython().kernel.kernel_info.get('supported_features', [])}))",
+            "import time\ntime.sleep(60)",
+            "print('after the interrupt', 6 * 7)",
+            "import debugpy\nprint(bool(debugpy.__file__))",
+        ],
+        tmp_path,
+        sandboxed=True,
+        timeout=3,
+    )
     facts = json.loads(stream(nb.cells[0]))
     assert facts == {"loaded": False, "blocked": False, "available": False, "features": facts["features"]}
     assert "debugger" not in facts["features"]
@@ -141,6 +153,7 @@ def test_sandboxed_kernel_starts_without_debugpy_and_still_works(tmp_path):
 
 # ------------------------------------------------------------------ stopping kernels
 
+
 def in_own_loop(make_coro):
     """Run a coroutine in a fresh event loop on a thread of its own: earlier tests in the same
     process (nbclient, Playwright) may leave an event loop running in the main thread."""
@@ -151,7 +164,7 @@ def in_own_loop(make_coro):
     def target():
         try:
             out["value"] = asyncio.run(make_coro())
-        except BaseException as exc:  # handed to the test's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
             out["error"] = exc
 
     t = threading.Thread(target=target)
@@ -199,8 +212,9 @@ def test_grader_managers_use_the_fast_stop(tmp_path):
     from nbgrader.converters import Autograde
 
     default = Autograde.class_traits()["sanitize_preprocessors"].default()
-    assert cfg.Autograde.sanitize_preprocessors == [FastCheckCellMetadata if p is CheckCellMetadata else p
-                                                    for p in default]
+    assert cfg.Autograde.sanitize_preprocessors == [
+        FastCheckCellMetadata if p is CheckCellMetadata else p for p in default
+    ]
     assert cfg.Exporter.optimistic_validation is True
     cfg = config(model.KernelOptions(manager_class="miglab.sandbox.kernel:SandboxKernelManager"))
     assert cfg.ResilientExecute.kernel_manager_class == "miglab.sandbox.kernel.SandboxKernelManager"
@@ -208,23 +222,27 @@ def test_grader_managers_use_the_fast_stop(tmp_path):
 
 # ------------------------------------------------------------------ metadata check
 
+
 def course_notebooks() -> list[Path]:
-    found = [REPO / "source" / "deep_dive" / "deep_dive.ipynb", REPO / "release" / "deep_dive" / "deep_dive.ipynb",
-             *sorted((REPO / "tests" / "submissions").rglob("*.ipynb"))]
+    found = [
+        REPO / "source" / "deep_dive" / "deep_dive.ipynb",
+        REPO / "release" / "deep_dive" / "deep_dive.ipynb",
+        *sorted((REPO / "tests" / "submissions").rglob("*.ipynb")),
+    ]
     return [p for p in found if p.exists()]
 
 
 def read(path: Path):
     try:
         return nbformat.read(str(path), as_version=4)
-    except Exception:
+    except Exception:  # noqa: BLE001 - hostile files: any failure to read is a non-notebook
         return None
 
 
 def verdict(check, nb) -> tuple[str, str]:
     try:
         check(nb)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the verdict compared is whatever was raised
         return type(exc).__name__, str(exc)
     return "ok", ""
 
@@ -254,6 +272,7 @@ def graded_cells(nb):
 
 def mutations():
     """(name, function changing a copy of the source notebook) pairs nbgrader must reject or accept."""
+
     def dup(nb):
         a, b = graded_cells(nb)[:2]
         b.metadata.nbgrader.grade_id = a.metadata.nbgrader.grade_id
@@ -265,22 +284,49 @@ def mutations():
                 del m[key]
             else:
                 m[key] = value
+
         return change
 
     def markdown(**flags):
         def change(nb):
-            nb.cells.append(new_markdown_cell("answer here", metadata={"nbgrader": dict(
-                {"schema_version": 3, "grade": False, "solution": False, "locked": False, "grade_id": "md_x",
-                 "points": 1}, **flags)}))
+            nb.cells.append(
+                new_markdown_cell(
+                    "answer here",
+                    metadata={
+                        "nbgrader": dict(
+                            {
+                                "schema_version": 3,
+                                "grade": False,
+                                "solution": False,
+                                "locked": False,
+                                "grade_id": "md_x",
+                                "points": 1,
+                            },
+                            **flags,
+                        )
+                    },
+                )
+            )
+
         return change
 
     def code_task(nb):
-        nb.cells.append(new_code_cell("x = 1", metadata={"nbgrader": {
-            "schema_version": 3, "grade": False, "solution": False, "locked": False, "task": True}}))
+        nb.cells.append(
+            new_code_cell(
+                "x = 1",
+                metadata={
+                    "nbgrader": {"schema_version": 3, "grade": False, "solution": False, "locked": False, "task": True}
+                },
+            )
+        )
 
     def plain(nb):
-        nb.cells.append(new_code_cell("x = 1", metadata={"nbgrader": {
-            "schema_version": 3, "grade": False, "solution": False, "locked": False}}))
+        nb.cells.append(
+            new_code_cell(
+                "x = 1",
+                metadata={"nbgrader": {"schema_version": 3, "grade": False, "solution": False, "locked": False}},
+            )
+        )
 
     def retyped(nb):
         graded_cells(nb)[0].metadata.nbgrader["cell_type"] = "markdown"

@@ -67,24 +67,33 @@ def test_a_warm_kernel_is_what_a_cold_kernel_is(tmp_path):
 
 def test_no_kernel_sees_what_the_one_before_left(tmp_path):
     os.chmod(tmp_path, 0o755)
-    first = run_notebook([
-        "import os, subprocess, django.db.migrations as m, miglab.evidence as ev\n"
-        "m.LEFT_BEHIND = 'by the first student'\n"
-        "ev.check = lambda *a, **k: print('all checks passed')\n"
-        "os.environ['LEFT_BEHIND'] = '1'\n"
-        "open('/tmp/left-behind', 'w').write('x'); open(os.path.expanduser('~/left-behind'), 'w').write('x')\n"
-        "subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
-        "print(os.getpid())",
-    ], tmp_path, warm=True)
+    first = run_notebook(
+        [
+            "import os, subprocess, django.db.migrations as m, miglab.evidence as ev\n"
+            "m.LEFT_BEHIND = 'by the first student'\n"
+            "ev.check = lambda *a, **k: print('all checks passed')\n"
+            "os.environ['LEFT_BEHIND'] = '1'\n"
+            "open('/tmp/left-behind', 'w').write('x'); open(os.path.expanduser('~/left-behind'), 'w').write('x')\n"
+            "subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+            "print(os.getpid())",
+        ],
+        tmp_path,
+        warm=True,
+    )
     assert texts(first.cells[0]).strip().isdigit()
-    second = run_notebook([
-        "import os, django.db.migrations as m, miglab.evidence as ev\n"
-        "print(hasattr(m, 'LEFT_BEHIND'), 'LEFT_BEHIND' in os.environ, os.path.exists('/tmp/left-behind'),\n"
-        "      os.path.exists(os.path.expanduser('~/left-behind')), ev.check.__module__,\n"
-        "      sorted(open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc') if p.isdigit()))",
-    ], tmp_path, warm=True)
+    second = run_notebook(
+        [
+            "import os, django.db.migrations as m, miglab.evidence as ev\n"
+            "print(hasattr(m, 'LEFT_BEHIND'), 'LEFT_BEHIND' in os.environ, os.path.exists('/tmp/left-behind'),\n"
+            "      os.path.exists(os.path.expanduser('~/left-behind')), ev.check.__module__,\n"
+            "      sorted(open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc') if p.isdigit()))",
+        ],
+        tmp_path,
+        warm=True,
+    )
     assert texts(second.cells[0]).strip() == (
-        "False False False False miglab.evidence.record ['bwrap', 'python', 'sleep']")   # its own placeholder only
+        "False False False False miglab.evidence.record ['bwrap', 'python', 'sleep']"
+    )  # its own placeholder only
 
 
 def test_the_zygote_holds_nothing_of_the_grader(tmp_path, monkeypatch):
@@ -94,36 +103,43 @@ def test_the_zygote_holds_nothing_of_the_grader(tmp_path, monkeypatch):
 
     secret = PREFIX + os.urandom(8).hex()
     monkeypatch.setenv("MIGLAB_TEST_SECRET", secret)
-    held = [secret.encode() * 3]   # noqa: F841 - kept in this process's memory on purpose
-    if zygote._zygote is not None:   # a zygote started by an earlier test: start this one afresh
+    held = [secret.encode() * 3]  # noqa: F841 - kept in this process's memory on purpose
+    if zygote._zygote is not None:  # a zygote started by an earlier test: start this one afresh
         zygote._zygote.close()
         zygote._zygote = None
     os.chmod(tmp_path, 0o755)
     # Searched: the secret, and (to show the search reaches the memory) a value the kernel's environment holds.
     # The kernel never gets either text, only where it starts and a hash of the rest.
-    wanted = [(PREFIX, hashlib.sha256(secret[len(PREFIX):].encode()).hexdigest(), 16),
-              ("MIGLAB_WORKDIR=", hashlib.sha256(b"/home/student/labs").hexdigest(), 18)]
-    nb = run_notebook([
-        "import hashlib\n"
-        f"wanted, found = {wanted!r}, [0, 0]\n"
-        "mem = open('/proc/self/mem', 'rb')\n"
-        "for line in open('/proc/self/maps'):\n"
-        "    span, perms = line.split()[:2]\n"
-        "    if not perms.startswith('r') or line.rstrip().endswith(('[vvar]', '[vsyscall]', '[vvar_vclock]')):\n"
-        "        continue\n"
-        "    start, end = (int(x, 16) for x in span.split('-'))\n"
-        "    try:\n"
-        "        mem.seek(start); data = mem.read(end - start)\n"
-        "    except (OSError, ValueError, OverflowError):\n"
-        "        continue\n"
-        "    for i, (prefix, digest, size) in enumerate(wanted):\n"
-        "        at = data.find(prefix.encode())\n"
-        "        while at >= 0:\n"
-        "            tail = data[at + len(prefix): at + len(prefix) + size]\n"
-        "            found[i] += hashlib.sha256(tail).hexdigest() == digest\n"
-        "            at = data.find(prefix.encode(), at + 1)\n"
-        "print(found[0], found[1] > 0)",
-    ], tmp_path, warm=True, timeout=60)
+    wanted = [
+        (PREFIX, hashlib.sha256(secret[len(PREFIX) :].encode()).hexdigest(), 16),
+        ("MIGLAB_WORKDIR=", hashlib.sha256(b"/home/student/labs").hexdigest(), 18),
+    ]
+    nb = run_notebook(
+        [
+            "import hashlib\n"
+            f"wanted, found = {wanted!r}, [0, 0]\n"
+            "mem = open('/proc/self/mem', 'rb')\n"
+            "for line in open('/proc/self/maps'):\n"
+            "    span, perms = line.split()[:2]\n"
+            "    if not perms.startswith('r') or line.rstrip().endswith(('[vvar]', '[vsyscall]', '[vvar_vclock]')):\n"
+            "        continue\n"
+            "    start, end = (int(x, 16) for x in span.split('-'))\n"
+            "    try:\n"
+            "        mem.seek(start); data = mem.read(end - start)\n"
+            "    except (OSError, ValueError, OverflowError):\n"
+            "        continue\n"
+            "    for i, (prefix, digest, size) in enumerate(wanted):\n"
+            "        at = data.find(prefix.encode())\n"
+            "        while at >= 0:\n"
+            "            tail = data[at + len(prefix): at + len(prefix) + size]\n"
+            "            found[i] += hashlib.sha256(tail).hexdigest() == digest\n"
+            "            at = data.find(prefix.encode(), at + 1)\n"
+            "print(found[0], found[1] > 0)",
+        ],
+        tmp_path,
+        warm=True,
+        timeout=60,
+    )
     assert texts(nb.cells[0]) == "0 True\n"
 
 

@@ -39,11 +39,11 @@ FEEDBACK_PREPROCESSORS = [
 class AutogradeRun:
     """What nbgrader's autograde left: the autograded notebooks, its own scores, how each run went."""
 
-    notebooks: dict = field(default_factory=dict)          # notebook id -> autograded NotebookNode
-    nbgrader_scores: dict = field(default_factory=dict)    # (notebook, grade_id) -> in-kernel score
-    comments: dict = field(default_factory=dict)           # (notebook, grade_id) -> auto comment
-    runs: list = field(default_factory=list)               # ResilientExecute's outcome per notebook
-    failure: str = ""                                      # nbgrader's exception, if it raised
+    notebooks: dict = field(default_factory=dict)  # notebook id -> autograded NotebookNode
+    nbgrader_scores: dict = field(default_factory=dict)  # (notebook, grade_id) -> in-kernel score
+    comments: dict = field(default_factory=dict)  # (notebook, grade_id) -> auto comment
+    runs: list = field(default_factory=list)  # ResilientExecute's outcome per notebook
+    failure: str = ""  # nbgrader's exception, if it raised
     seconds: float = 0.0
 
 
@@ -97,7 +97,7 @@ class ScratchCourse:
         t0 = time.monotonic()
         try:
             app.start()
-        except Exception as exc:  # nbgrader reports per-submission failures this way
+        except Exception as exc:  # noqa: BLE001 - nbgrader reports per-submission failures this way
             run.failure = f"{type(exc).__name__}: {exc}"
         run.runs = outcome(str(self.root))
         run.seconds = time.monotonic() - t0
@@ -174,10 +174,14 @@ def nbgrader_config(task: Task, root: Path, db_url: str, run_key: str, deadline:
     cd.assignment_id, cd.student_id, cd.notebook_id = a.assignment_id, task.student_id, "*"
     _autograde_preprocessors(cfg, a.config)
     _execute_settings(cfg, task, run_key, deadline)
-    feedback = [p for p in (a.config.get("GenerateFeedback", {}).get("preprocessors") or [])
-                if not str(p).endswith(("ClearHiddenTests", "GetGrades", "ShortTracebacks", "GradingFeedback"))]
+    feedback = [
+        p
+        for p in (a.config.get("GenerateFeedback", {}).get("preprocessors") or [])
+        if not str(p).endswith(("ClearHiddenTests", "GetGrades", "ShortTracebacks", "GradingFeedback"))
+    ]
     cfg.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS + (
-        feedback or ["nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"])
+        feedback or ["nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+    )
     cfg.GenerateFeedback.exporter_class = "miglab.grading.feedback.CachedTemplateHTMLExporter"
     return cfg
 
@@ -185,22 +189,35 @@ def nbgrader_config(task: Task, root: Path, db_url: str, run_key: str, deadline:
 def _autograde_preprocessors(cfg: Any, course: dict) -> None:
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                        SaveAutoGrades)
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
 
     from .execute import FastCheckCellMetadata, ResilientExecute
 
     cfg.Autograde.autograde_preprocessors = [
-        ResilientExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-        SaveAutoGrades, AssignLatePenalties, FastCheckCellMetadata,
+        ResilientExecute,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        FastCheckCellMetadata,
     ]
     # nbgrader's first pass (sanitize: clear outputs, put back locked cells, check metadata) runs
     # its own metadata check too: the same, faster one there.
-    sanitize = course.get("Autograde", {}).get("sanitize_preprocessors") or Autograde.class_traits()[
-        "sanitize_preprocessors"].default()
+    sanitize = (
+        course.get("Autograde", {}).get("sanitize_preprocessors")
+        or Autograde.class_traits()["sanitize_preprocessors"].default()
+    )
     cfg.Autograde.sanitize_preprocessors = [
         FastCheckCellMetadata if p is CheckCellMetadata or str(p).endswith(".CheckCellMetadata") else p
-        for p in sanitize]
+        for p in sanitize
+    ]
     # Validate each notebook once, after all of a pass's preprocessors, not after each of them
     # (nbconvert's default: a dozen schema validations of the whole notebook per submission).
     cfg.Exporter.optimistic_validation = True
@@ -270,7 +287,7 @@ def fast_scratch_sqlite() -> None:
     def _pragmas(dbapi_connection: Any, record: Any) -> None:
         try:
             rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
-        except Exception:  # not SQLite: nothing to speed up
+        except Exception:  # noqa: BLE001 - not SQLite: nothing to speed up
             return
         if any(str(r[2]).startswith(scratch) for r in rows):
             dbapi_connection.execute("PRAGMA synchronous=OFF")

@@ -76,9 +76,13 @@ def grade_on_worker(fn: Any, task: Task, assignment: AssignmentInfo, code: str) 
     full = dataclasses.replace(task, assignment=assignment)
     mine = _loaded_code()
     if mine != code:
-        return zero_result(full, model.ERROR, f"this Dask worker runs other miglab code ({mine}) than the "
-                                          f"coordinator ({code}): install the same version on every machine",
-                           time.monotonic())
+        return zero_result(
+            full,
+            model.ERROR,
+            f"this Dask worker runs other miglab code ({mine}) than the "
+            f"coordinator ({code}): install the same version on every machine",
+            time.monotonic(),
+        )
     return fn(full)
 
 
@@ -113,7 +117,8 @@ class DaskExecutor:
     def _assignment_future(self, info: AssignmentInfo) -> Any:
         if info.version not in self._assignments:
             self._assignments[info.version] = self.client.submit(
-                _assignment, info, key=f"miglab-assignment-{info.version}-{uuid.uuid4().hex[:8]}", pure=False)
+                _assignment, info, key=f"miglab-assignment-{info.version}-{uuid.uuid4().hex[:8]}", pure=False
+            )
         return self._assignments[info.version]
 
     @staticmethod

@@ -39,27 +39,31 @@ from .worker import grade_submission, zero_result
 @dataclass
 class Summary:
     assignment: str
-    total: int = 0                    # submissions found
-    graded: int = 0                   # graded in this run
-    skipped: int = 0                  # unchanged since their last result
+    total: int = 0  # submissions found
+    graded: int = 0  # graded in this run
+    skipped: int = 0  # unchanged since their last result
     seconds: float = 0.0
     workers: int = 0
     statuses: Counter = field(default_factory=Counter)
     results: list = field(default_factory=list)
-    scored_in_kernel: list = field(default_factory=list)   # grade ids nbgrader's in-kernel result decides
+    scored_in_kernel: list = field(default_factory=list)  # grade ids nbgrader's in-kernel result decides
     csv: Path | None = None
     chart: Path | None = None
     logs: Path | None = None
     interrupted: bool = False
 
     def text(self) -> str:
-        lines = [f"{self.assignment}: {self.total} submissions; graded {self.graded} in {self.seconds:.1f} s "
-                 f"with {self.workers} workers; {self.skipped} unchanged (skipped)."]
+        lines = [
+            f"{self.assignment}: {self.total} submissions; graded {self.graded} in {self.seconds:.1f} s "
+            f"with {self.workers} workers; {self.skipped} unchanged (skipped)."
+        ]
         if self.statuses:
             lines.append("  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())))
         if self.scored_in_kernel:
-            lines.append("  scored in the kernel by nbgrader (asserts; forgeable by the student's code): "
-                         + ", ".join(self.scored_in_kernel))
+            lines.append(
+                "  scored in the kernel by nbgrader (asserts; forgeable by the student's code): "
+                + ", ".join(self.scored_in_kernel)
+            )
         lines += self._figures()
         for r in self.results:
             if r.status != model.OK:
@@ -99,8 +103,12 @@ def discover(root: Path, assignment: str, students: list[str] | None = None) -> 
     if base.is_dir() and not base.is_symlink():
         for d in sorted(base.iterdir()):
             folder = d / assignment
-            if (not students or d.name in students) and not d.is_symlink() and d.is_dir() \
-                    and (folder.is_symlink() or folder.is_dir()):
+            if (
+                (not students or d.name in students)
+                and not d.is_symlink()
+                and d.is_dir()
+                and (folder.is_symlink() or folder.is_dir())
+            ):
                 found.append((d.name, folder))
     return found
 
@@ -135,25 +143,45 @@ class _Options:
     force: bool
 
 
-def grade_assignment(root: Any, assignment: str, *, db_url: str | None = None, workers: int | None = None,
-                     executor: Any = None, force: bool = False, students: list[str] | None = None,
-                     limits: TimeLimits | None = None, kernel: KernelOptions | None = None,
-                     progress: bool = True, feedback: bool = True, reports: bool = True,
-                     rebuild_gradebook: bool = False) -> Summary:
+def grade_assignment(
+    root: Any,
+    assignment: str,
+    *,
+    db_url: str | None = None,
+    workers: int | None = None,
+    executor: Any = None,
+    force: bool = False,
+    students: list[str] | None = None,
+    limits: TimeLimits | None = None,
+    kernel: KernelOptions | None = None,
+    progress: bool = True,
+    feedback: bool = True,
+    reports: bool = True,
+    rebuild_gradebook: bool = False,
+) -> Summary:
     """Grade all (new or changed) submissions of ``assignment`` in the course at ``root``."""
     root = Path(root).resolve()
-    ensure_tools_on_path()   # nbgrader's Gradebook runs `alembic` when it makes a new database
+    ensure_tools_on_path()  # nbgrader's Gradebook runs `alembic` when it makes a new database
     config = load_course_config(root)
     db_url = db_url or config.get("CourseDirectory", {}).get("db_url") or f"sqlite:///{root / 'gradebook.db'}"
     if executor is None:
         warm_up_workers()
     try:
-        summary, info = _grade_class(root, assignment, config, db_url, executor, workers, rebuild_gradebook,
-                                     students, progress, reports,
-                                     _Options(limits or _course_limits(config), kernel or default_kernel(),
-                                              feedback, force))
+        summary, info = _grade_class(
+            root,
+            assignment,
+            config,
+            db_url,
+            executor,
+            workers,
+            rebuild_gradebook,
+            students,
+            progress,
+            reports,
+            _Options(limits or _course_limits(config), kernel or default_kernel(), feedback, force),
+        )
     finally:
-        if executor is None:   # our pool's fork server ends with the run that started it
+        if executor is None:  # our pool's fork server ends with the run that started it
             stop_fork_server()
     summary.results.sort(key=lambda r: r.student_id)
     if not summary.interrupted:
@@ -161,14 +189,25 @@ def grade_assignment(root: Any, assignment: str, *, db_url: str | None = None, w
         if reports:
             from .reports import write_reports
 
-            summary.csv, summary.chart = write_reports(db_url, info.course_id, assignment,
-                                                       root / "reports" / assignment)
+            summary.csv, summary.chart = write_reports(
+                db_url, info.course_id, assignment, root / "reports" / assignment
+            )
     return summary
 
 
-def _grade_class(root: Path, assignment: str, config: dict, db_url: str, executor: Any, workers: int | None,
-                 rebuild: bool, students: list[str] | None, progress: bool, reports: bool,
-                 opts: _Options) -> tuple[Summary, AssignmentInfo]:
+def _grade_class(
+    root: Path,
+    assignment: str,
+    config: dict,
+    db_url: str,
+    executor: Any,
+    workers: int | None,
+    rebuild: bool,
+    students: list[str] | None,
+    progress: bool,
+    reports: bool,
+    opts: _Options,
+) -> tuple[Summary, AssignmentInfo]:
     """Prepare the assignment and the gradebook, then grade every new or changed submission."""
     info = prepare(root, assignment, config=config)
     if rebuild:
@@ -197,8 +236,9 @@ def _in_kernel_cells(info: AssignmentInfo) -> list[str]:
     return [gid for nb, gid, _ in info.grade_cells if (nb, gid) not in judged | manual]
 
 
-def _tasks(root: Path, info: AssignmentInfo, found: list, writer: GradebookWriter, opts: _Options,
-           summary: Summary) -> list[Task]:
+def _tasks(
+    root: Path, info: AssignmentInfo, found: list, writer: GradebookWriter, opts: _Options, summary: Summary
+) -> list[Task]:
     """One task per new or changed submission; folders that cannot be read become results now."""
     ledger = writer.ledger(info.assignment_id)
     tasks = []
@@ -213,9 +253,20 @@ def _tasks(root: Path, info: AssignmentInfo, found: list, writer: GradebookWrite
             continue
         stamp, stamp_note = submission_time(collected, folder)
         notes += [stamp_note] if stamp_note else []
-        tasks.append(Task(student_id=sid, assignment=info, files=collected.files, submission_hash=digest,
-                          limits=opts.limits, kernel=opts.kernel, timestamp=stamp, feedback=opts.feedback,
-                          notes=tuple(notes), skipped=tuple(collected.skipped)))
+        tasks.append(
+            Task(
+                student_id=sid,
+                assignment=info,
+                files=collected.files,
+                submission_hash=digest,
+                limits=opts.limits,
+                kernel=opts.kernel,
+                timestamp=stamp,
+                feedback=opts.feedback,
+                notes=tuple(notes),
+                skipped=tuple(collected.skipped),
+            )
+        )
     return tasks
 
 
@@ -238,8 +289,9 @@ def _refused(sid: str, info: AssignmentInfo, status: str, reason: str, notes: li
 def _current(row: dict | None, digest: str, info: AssignmentInfo, root: Path, sid: str, feedback: bool) -> bool:
     if row is None or row["submission_hash"] != digest or row["assignment_version"] != info.version:
         return False
-    return not feedback or all((root / "feedback" / sid / info.assignment_id / f"{n}.html").exists()
-                               for n in info.notebooks)
+    return not feedback or all(
+        (root / "feedback" / sid / info.assignment_id / f"{n}.html").exists() for n in info.notebooks
+    )
 
 
 def _record(writer: GradebookWriter, summary: Summary, result: Result) -> None:
@@ -252,14 +304,13 @@ def _record(writer: GradebookWriter, summary: Summary, result: Result) -> None:
 class _ClassRun:
     """Feeds tasks to the executor, takes results as they come, records each at once."""
 
-    def __init__(self, writer: GradebookWriter, summary: Summary, executor: Any, workers: int | None,
-                 progress: bool):
+    def __init__(self, writer: GradebookWriter, summary: Summary, executor: Any, workers: int | None, progress: bool):
         self.writer, self.summary = writer, summary
         self.executor, self.own_executor = executor, executor is None
         self.workers_wanted, self.progress = workers, progress
         self.done: queue.Queue = queue.Queue()
         self.pending: list[Task] = []
-        self.in_flight: dict[str, tuple] = {}   # student -> (task, future): only that future's answer counts
+        self.in_flight: dict[str, tuple] = {}  # student -> (task, future): only that future's answer counts
         self.attempts: Counter = Counter()
 
     def grade(self, tasks: list[Task], reports: bool) -> None:
@@ -268,14 +319,20 @@ class _ClassRun:
         n = max(1, min(self._width(), len(tasks) or 1))
         self.summary.workers, self.n_workers = n, n
         self.pending = list(reversed(tasks))
-        self.bar = tqdm(total=len(tasks), desc=f"grading {self.summary.assignment}", unit="sub",
-                        disable=not self.progress or not tasks, file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=len(tasks),
+            desc=f"grading {self.summary.assignment}",
+            unit="sub",
+            disable=not self.progress or not tasks,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         if not tasks:
             self.bar.close()
             return
         if self.own_executor:
             self.executor = local_executor(n)
-        if reports:   # the chart's matplotlib loads while the workers grade, not after the last student
+        if reports:  # the chart's matplotlib loads while the workers grade, not after the last student
             threading.Thread(target=_preload_chart, daemon=True).start()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
         try:
@@ -285,7 +342,7 @@ class _ClassRun:
             if self.own_executor and self.executor is not None:
                 stop_workers(self.executor)
                 self.executor = None
-            for _, fut in self.in_flight.values():   # someone else's executor (Dask): our work stops
+            for _, fut in self.in_flight.values():  # someone else's executor (Dask): our work stops
                 fut.cancel()
         finally:
             self.bar.close()
@@ -305,7 +362,7 @@ class _ClassRun:
         while self.in_flight:
             task, fut = self.done.get()
             if self.in_flight.get(task.student_id, (None, None))[1] is not fut:
-                continue   # an answer from a pool that was replaced
+                continue  # an answer from a pool that was replaced
             del self.in_flight[task.student_id]
             result = self._result_of(task, fut)
             if result is not None:
@@ -327,10 +384,9 @@ class _ClassRun:
             return self._after_crash(task)
         except Exception as exc:  # noqa: BLE001 - a worker (a Dask worker, say) failed outside grade_submission
             lost = getattr(self.executor, "lost", None)
-            if lost is not None and lost(exc):   # its worker died: Dask gave up on it, we try once more
+            if lost is not None and lost(exc):  # its worker died: Dask gave up on it, we try once more
                 return self._after_crash(task)
-            return zero_result(task, model.ERROR, f"the grader failed: {type(exc).__name__}: {exc}",
-                               time.monotonic())
+            return zero_result(task, model.ERROR, f"the grader failed: {type(exc).__name__}: {exc}", time.monotonic())
 
     def _after_crash(self, task: Task) -> Result | None:
         """A worker process died (not a kernel: the grader). New pool (ours); the student once more.
@@ -367,8 +423,17 @@ def _write_logs(folder: Path, results: list[Result]) -> Path:
     """One log per student graded in this run: status, reason, notes, nbgrader's log and tracebacks."""
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:
-        text = "\n".join([f"student: {r.student_id}", f"status: {r.status}", f"reason: {r.reason}",
-                          *(f"note: {n}" for n in r.notes), *(f"review: {f}" for f in r.review), "", r.log])
+        text = "\n".join(
+            [
+                f"student: {r.student_id}",
+                f"status: {r.status}",
+                f"reason: {r.reason}",
+                *(f"note: {n}" for n in r.notes),
+                *(f"review: {f}" for f in r.review),
+                "",
+                r.log,
+            ]
+        )
         path = folder / f"{r.student_id}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:

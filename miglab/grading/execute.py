@@ -25,24 +25,21 @@ with its JSON schema compiled once per process instead of once per cell.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import traceback
 from queue import Empty
 
 import jsonschema
-
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode, from_dict
-from traitlets import Dict, Float, Unicode
-
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewError, SchemaTooOldError
 from nbgrader.preprocessors import CheckCellMetadata, Execute
+from traitlets import Dict, Float, Unicode
 
 from ..sandbox.kernel import FastStopMixin
 from . import model
@@ -67,18 +64,20 @@ NOT_RUN = "CellNotRun"
 
 
 def not_run_output(reason: str) -> NotebookNode:
-    return from_dict({
-        "output_type": "error",
-        "ename": NOT_RUN,
-        "evalue": reason,
-        "traceback": [f"{NOT_RUN}: {reason}"],
-    })
+    return from_dict(
+        {
+            "output_type": "error",
+            "ename": NOT_RUN,
+            "evalue": reason,
+            "traceback": [f"{NOT_RUN}: {reason}"],
+        }
+    )
 
 
 # Start-up wait (see ResilientExecute._async_wait_for_kernel).
-READY_POLL = 0.1       # seconds between checks that a kernel still starting is alive
-READY_RESEND = 1.0     # a kernel_info request unanswered this long is sent again
-IOPUB_CONFIRM = 0.2    # once the kernel answered, how long its first iopub message may take
+READY_POLL = 0.1  # seconds between checks that a kernel still starting is alive
+READY_RESEND = 1.0  # a kernel_info request unanswered this long is sent again
+IOPUB_CONFIRM = 0.2  # once the kernel answered, how long its first iopub message may take
 
 
 class FastKernelManager(FastStopMixin, AsyncKernelManager):
@@ -108,11 +107,13 @@ class _CompiledSchemaValidator(BaseMetadataValidator):
         meta = cell.metadata["nbgrader"]
         version = meta.get("schema_version", 0)
         if version < self.schema_version:
-            raise SchemaTooOldError(f"Outdated schema version: {version} (expected {self.schema_version})",
-                                    version, self.schema_version)
+            raise SchemaTooOldError(
+                f"Outdated schema version: {version} (expected {self.schema_version})", version, self.schema_version
+            )
         if version > self.schema_version:
-            raise SchemaTooNewError(f"Schema version is too new: {version} (expected {self.schema_version})",
-                                    version, self.schema_version)
+            raise SchemaTooNewError(
+                f"Schema version is too new: {version} (expected {self.schema_version})", version, self.schema_version
+            )
         error = jsonschema.exceptions.best_match(self._schema_validator.iter_errors(meta))
         if error is not None:
             raise error
@@ -124,7 +125,7 @@ class _FastMetadataValidator(MetadataValidator, _CompiledSchemaValidator):
     :class:`_CompiledSchemaValidator` instead of ``BaseMetadataValidator``."""
 
 
-_VALIDATOR: list[_FastMetadataValidator] = []   # one per process, made when first needed
+_VALIDATOR: list[_FastMetadataValidator] = []  # one per process, made when first needed
 
 
 class FastCheckCellMetadata(CheckCellMetadata):
@@ -140,13 +141,15 @@ class FastCheckCellMetadata(CheckCellMetadata):
             self.log.error(traceback.format_exc())
             msg = "Notebook failed to validate; the nbgrader metadata may be corrupted."
             self.log.error(msg)
-            raise ValidationError(msg)
+            raise ValidationError(msg) from None
         return nb, resources
 
 
 class ResilientExecute(Execute):
     deadline = Float(0.0, help="Wall-clock time (time.time()) after which no cell may run; 0: none").tag(config=True)
-    interrupt_grace = Float(5.0, help="Seconds an interrupted kernel has to answer before it is killed").tag(config=True)
+    interrupt_grace = Float(5.0, help="Seconds an interrupted kernel has to answer before it is killed").tag(
+        config=True
+    )
     run_key = Unicode("", help="Key under which the outcome is reported").tag(config=True)
     manager_kwargs = Dict({}, help="Extra keyword arguments for the kernel manager").tag(config=True)
 
@@ -206,8 +209,10 @@ class ResilientExecute(Execute):
                     if not await ensure_async(km.is_alive()):
                         raise RuntimeError("Kernel died before replying to kernel_info") from None
                     continue
-                if msg.get("msg_type") == "kernel_info_reply" and (
-                        msg.get("parent_header") or {}).get("msg_id") in asked:
+                if (
+                    msg.get("msg_type") == "kernel_info_reply"
+                    and (msg.get("parent_header") or {}).get("msg_id") in asked
+                ):
                     reply = msg
             if reply is not None:
                 try:
@@ -252,7 +257,7 @@ class ResilientExecute(Execute):
                 return False
             try:
                 msg = await self.kc.shell_channel.get_msg(timeout=left)
-            except (asyncio.TimeoutError, TimeoutError, Exception):
+            except Exception:  # noqa: BLE001 - no reply, a closed channel or a dead kernel: not responsive
                 return False
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return True
@@ -285,7 +290,7 @@ class ResilientExecute(Execute):
                 run.kernel_start = time.monotonic() - run.started
                 self._run_cells(run, resources)
         except DeadKernelError:
-            run.fail(model.DEAD_KERNEL, "the kernel died")   # between cells, or while being shut down
+            run.fail(model.DEAD_KERNEL, "the kernel died")  # between cells, or while being shut down
         except Exception as exc:  # the kernel could not be started
             if run.kernel_start or run.failure:
                 raise
@@ -316,7 +321,7 @@ class ResilientExecute(Execute):
         t0 = time.monotonic()
         try:
             self.preprocess_cell(cell, resources, index)
-        except CellTimeoutError:   # the interrupt was sent but the kernel never went idle
+        except CellTimeoutError:  # the interrupt was sent but the kernel never went idle
             self._timed_out = True
         except DeadKernelError:
             run.cell_seconds += time.monotonic() - t0
@@ -331,8 +336,11 @@ class ResilientExecute(Execute):
             run.timed_out_cells.append(index + 1)
             return True
         else:
-            run.fail(model.HUNG, f"cell {index + 1} ran past the {self.timeout:g} s limit and the kernel ignored "
-                                 "the interrupt, so it was stopped")
+            run.fail(
+                model.HUNG,
+                f"cell {index + 1} ran past the {self.timeout:g} s limit and the kernel ignored "
+                "the interrupt, so it was stopped",
+            )
         self.shutdown_kernel = "immediate"
         return False
 
@@ -364,5 +372,10 @@ class _Run:
             self.failure = f"cell {cells} ran past the {timeout:g} s limit and was interrupted"
 
     def entry(self) -> dict:
-        return {"path": self.path, "status": self.status, "reason": self.failure,
-                "kernel_start": self.kernel_start, "cell_seconds": self.cell_seconds}
+        return {
+            "path": self.path,
+            "status": self.status,
+            "reason": self.failure,
+            "kernel_start": self.kernel_start,
+            "cell_seconds": self.cell_seconds,
+        }

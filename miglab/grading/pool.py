@@ -30,12 +30,28 @@ PR_SET_PDEATHSIG = 1
 # Modules a worker imports lazily while grading its first student (nbgrader's preprocessors, the
 # kernel machinery, the feedback page, the judge's Django parts).
 WARM_MODULES = (
-    "nbgrader.preprocessors", "nbgrader.converters", "nbconvert.exporters.html", "nbconvert.filters",
-    "jupyter_client.manager", "jupyter_client.asynchronous.client", "pygments.lexers.python",
-    "pygments.formatters.html", "django.db.migrations.graph", "django.db.migrations.optimizer",
-    "django.db.migrations.state", "django.db.migrations.operations", "django.utils.text", "networkx",
-    "miglab.grading.worker", "miglab.grading.judge", "miglab.grading.feedback", "miglab.grading.context",
-    "miglab.sandbox.session", "miglab.sandbox.kernel", "miglab.evidence", "miglab.lab.scenario",
+    "nbgrader.preprocessors",
+    "nbgrader.converters",
+    "nbconvert.exporters.html",
+    "nbconvert.filters",
+    "jupyter_client.manager",
+    "jupyter_client.asynchronous.client",
+    "pygments.lexers.python",
+    "pygments.formatters.html",
+    "django.db.migrations.graph",
+    "django.db.migrations.optimizer",
+    "django.db.migrations.state",
+    "django.db.migrations.operations",
+    "django.utils.text",
+    "networkx",
+    "miglab.grading.worker",
+    "miglab.grading.judge",
+    "miglab.grading.feedback",
+    "miglab.grading.context",
+    "miglab.sandbox.session",
+    "miglab.sandbox.kernel",
+    "miglab.evidence",
+    "miglab.lab.scenario",
 )
 
 
@@ -44,7 +60,7 @@ def die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):   # not Linux: nothing to ask for
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
         return
 
 

@@ -44,9 +44,9 @@ class WallClockAlarm(BaseException):
 class Judgement:
     """Stage 3's answer: every graded cell's score and who decided it."""
 
-    scores: list = field(default_factory=list)     # CellScore, in the assignment's order
+    scores: list = field(default_factory=list)  # CellScore, in the assignment's order
     judged: bool = False
-    review: list = field(default_factory=list)     # flags for the instructor
+    review: list = field(default_factory=list)  # flags for the instructor
     log: list = field(default_factory=list)
 
 
@@ -76,7 +76,7 @@ def read_notebooks(task: Task) -> dict[str, NotebookReading]:
     for nb_id in task.assignment.notebooks:
         name = f"{nb_id}.ipynb"
         data = task.files.get(name)
-        if data is None and name in skipped:   # there, but not read: a link, a device, too big
+        if data is None and name in skipped:  # there, but not read: a link, a device, too big
             status = model.TOO_LARGE if skipped[name].startswith("larger than") else model.MISSING
             raise NotebookRefused(status, f"{name} was not read: {skipped[name]}")
         if data is None:
@@ -93,7 +93,7 @@ def _attempt(task: Task, readings: dict[str, NotebookReading], started: float) -
     disarm = _hard_alarm(task.limits.wall + task.limits.startup + 30)
     course = None
     try:
-        if task.kernel.sandboxed:   # a warm kernel's zygote imports while nbgrader lays out and sanitizes
+        if task.kernel.sandboxed:  # a warm kernel's zygote imports while nbgrader lays out and sanitizes
             from ..sandbox.kernel import prestart_zygote
 
             prestart_zygote(task.kernel.manager_kwargs)
@@ -101,33 +101,69 @@ def _attempt(task: Task, readings: dict[str, NotebookReading], started: float) -
             run = course.autograde(deadline=time.time() + task.limits.wall)
             if len(run.notebooks) < len(task.assignment.notebooks):
                 why = run.failure or "nbgrader did not produce an autograded notebook"
-                return zero_result(task, model.ERROR, f"nbgrader could not grade it: {why}", started,
-                                   log=course.log_text(), notes=notes)
-            status, reasons = _run_status(run, readings)
-            judgement = judge(task, run, reasons)
-            if not judgement.judged and _has_judged_cells(task):
-                status = model.ERROR
-            course.record_scores(judgement.scores, notes, run)
-            feedback = _feedback(course, task, reasons)
-            log = "\n".join([course.log_text(), *judgement.log])
-            return Result(
-                student_id=task.student_id, assignment_id=task.assignment.assignment_id,
-                submission_hash=task.submission_hash, assignment_version=task.assignment.version,
-                status=status, reason=_main_reason(status, reasons, judgement), scores=judgement.scores,
-                comments=run.comments, autograded=course.autograded_files(), feedback=feedback,
-                timestamp=task.timestamp, notes=notes, review=judgement.review,
-                seconds=time.monotonic() - started, kernel_start=sum(r["kernel_start"] for r in run.runs),
-                cell_seconds=sum(r["cell_seconds"] for r in run.runs), judged=judgement.judged,
-                phases={"autograde": run.seconds}, log=log)
+                return zero_result(
+                    task,
+                    model.ERROR,
+                    f"nbgrader could not grade it: {why}",
+                    started,
+                    log=course.log_text(),
+                    notes=notes,
+                )
+            return _graded(task, course, run, readings, notes, started)
     except WallClockAlarm:
-        return zero_result(task, model.WALL_LIMIT, "the submission overran its wall-clock limit", started,
-                           log=course.log_text() if course else "", notes=notes)
-    except Exception as exc:  # a grader failure: recorded with its traceback, never fatal for the class
+        return zero_result(
+            task,
+            model.WALL_LIMIT,
+            "the submission overran its wall-clock limit",
+            started,
+            log=course.log_text() if course else "",
+            notes=notes,
+        )
+    except Exception as exc:  # noqa: BLE001 - a grader failure: recorded with its traceback, never fatal for the class
         log = (course.log_text() if course else "") + "\n" + traceback.format_exc()
-        return zero_result(task, model.ERROR, f"the grader failed: {type(exc).__name__}: {exc}", started,
-                           log=log, notes=notes)
+        return zero_result(
+            task, model.ERROR, f"the grader failed: {type(exc).__name__}: {exc}", started, log=log, notes=notes
+        )
     finally:
         disarm()
+
+
+def _graded(
+    task: Task,
+    course: ScratchCourse,
+    run: AutogradeRun,
+    readings: dict[str, NotebookReading],
+    notes: list[str],
+    started: float,
+) -> Result:
+    """The result of a submission nbgrader ran: judged outside the kernel, recorded, with feedback."""
+    status, reasons = _run_status(run, readings)
+    judgement = judge(task, run, reasons)
+    if not judgement.judged and _has_judged_cells(task):
+        status = model.ERROR
+    course.record_scores(judgement.scores, notes, run)
+    feedback = _feedback(course, task, reasons)
+    return Result(
+        student_id=task.student_id,
+        assignment_id=task.assignment.assignment_id,
+        submission_hash=task.submission_hash,
+        assignment_version=task.assignment.version,
+        status=status,
+        reason=_main_reason(status, reasons, judgement),
+        scores=judgement.scores,
+        comments=run.comments,
+        autograded=course.autograded_files(),
+        feedback=feedback,
+        timestamp=task.timestamp,
+        notes=notes,
+        review=judgement.review,
+        seconds=time.monotonic() - started,
+        kernel_start=sum(r["kernel_start"] for r in run.runs),
+        cell_seconds=sum(r["cell_seconds"] for r in run.runs),
+        judged=judgement.judged,
+        phases={"autograde": run.seconds},
+        log="\n".join([course.log_text(), *judgement.log]),
+    )
 
 
 def _run_status(run: AutogradeRun, readings: dict[str, NotebookReading]) -> tuple[str, list[str]]:
@@ -164,11 +200,12 @@ def judge(task: Task, run: AutogradeRun, reasons: list[str]) -> Judgement:
     from .scan import scan_sources
 
     plan, rules = _plan_and_rules(task)
-    scan = scan_sources([c.source for nb in run.notebooks.values() for c in nb.cells
-                         if c.cell_type == "code" and _students_code(c)])
+    scan = scan_sources(
+        [c.source for nb in run.notebooks.values() for c in nb.cells if c.cell_type == "code" and _students_code(c)]
+    )
     judgement = Judgement(review=scan.review_flags(), judged=not any(c.judged for c in plan.cells))
     verdicts: dict = {}
-    if judgement.judged:   # nothing to judge: every cell keeps nbgrader's in-kernel score
+    if judgement.judged:  # nothing to judge: every cell keeps nbgrader's in-kernel score
         judgement.scores = _scores(task, run, plan, verdicts, reasons, True)
         return judgement
     try:
@@ -177,9 +214,11 @@ def judge(task: Task, run: AutogradeRun, reasons: list[str]) -> Judgement:
                 for gid, v in judge_notebook(nb, nb_id, plan, rules, context, scan).items():
                     verdicts[(nb_id, gid)] = v
         judgement.judged = True
-    except Exception as exc:  # the judge itself broke: scores withheld, never the kernel's as a fall-back
-        judgement.log.append(f"the judge failed ({type(exc).__name__}: {exc}); scores withheld (0) until "
-                             f"regraded\n{traceback.format_exc()}")
+    except Exception as exc:  # noqa: BLE001 - the judge itself broke: scores withheld, never the kernel's as a fall-back
+        judgement.log.append(
+            f"the judge failed ({type(exc).__name__}: {exc}); scores withheld (0) until "
+            f"regraded\n{traceback.format_exc()}"
+        )
     judgement.scores = _scores(task, run, plan, verdicts, reasons, judgement.judged)
     judgement.log += [line for v in verdicts.values() for line in v.log]
     return judgement
@@ -214,8 +253,9 @@ def _judge_context(kernel: model.KernelOptions) -> contextlib.AbstractContextMan
     return contextlib.nullcontext(JudgeContext(local_runner))
 
 
-def _scores(task: Task, run: AutogradeRun, plan: Any, verdicts: dict, reasons: list[str],
-            judged: bool) -> list[CellScore]:
+def _scores(
+    task: Task, run: AutogradeRun, plan: Any, verdicts: dict, reasons: list[str], judged: bool
+) -> list[CellScore]:
     why_not_run = _cell_errors(run)
     scores = []
     for nb_id, gid, max_score in task.assignment.grade_cells:
@@ -228,8 +268,11 @@ def _scores(task: Task, run: AutogradeRun, plan: Any, verdicts: dict, reasons: l
             v = verdicts.get((nb_id, gid))
             s.score = v.score if (judged and v is not None) else 0.0
             s.messages = list(v.messages) if v is not None else []
-            s.reason = "" if s.score >= max_score else (ran if ran and ran in reasons else
-                                                        (v.reason if v else "the judge failed"))
+            s.reason = (
+                ""
+                if s.score >= max_score
+                else (ran if ran and ran in reasons else (v.reason if v else "the judge failed"))
+            )
         elif _manual(task, nb_id, gid):
             s.scored_by = model.BY_HAND
         else:
@@ -254,8 +297,11 @@ def _cell_errors(run: AutogradeRun) -> dict:
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             if gid and errors:
                 e = errors[-1]
-                out[(nb_id, gid)] = (e.get("evalue", "") if e.get("ename") == NOT_RUN
-                                     else f"{e.get('ename', 'Error')}: {e.get('evalue', '')}"[:200])
+                out[(nb_id, gid)] = (
+                    e.get("evalue", "")
+                    if e.get("ename") == NOT_RUN
+                    else f"{e.get('ename', 'Error')}: {e.get('evalue', '')}"[:200]
+                )
     return out
 
 
@@ -267,7 +313,7 @@ def _feedback(course: ScratchCourse, task: Task, reasons: list[str]) -> dict:
         return {}
     try:
         return course.feedback()
-    except Exception as exc:  # a page that could not be made: said, and logged
+    except Exception as exc:  # noqa: BLE001 - a page that could not be made: said, and logged
         reasons.append(f"no feedback file ({type(exc).__name__})")
         course.log.error("feedback failed:\n%s", traceback.format_exc())
         return {}
@@ -276,17 +322,24 @@ def _feedback(course: ScratchCourse, task: Task, reasons: list[str]) -> dict:
 # -------------------------------------------------------------------- results
 
 
-def zero_result(task: Task, status: str, reason: str, started: float, *, log: str = "",
-                notes: list | None = None) -> Result:
+def zero_result(
+    task: Task, status: str, reason: str, started: float, *, log: str = "", notes: list | None = None
+) -> Result:
     """A submission that could not be graded: 0 everywhere, a reason, and a plain feedback page."""
     a = task.assignment
     return Result(
-        student_id=task.student_id, assignment_id=a.assignment_id,
-        submission_hash=task.submission_hash, assignment_version=a.version,
-        status=status, reason=reason, timestamp=task.timestamp, notes=list(notes or task.notes),
+        student_id=task.student_id,
+        assignment_id=a.assignment_id,
+        submission_hash=task.submission_hash,
+        assignment_version=a.version,
+        status=status,
+        reason=reason,
+        timestamp=task.timestamp,
+        notes=list(notes or task.notes),
         scores=[CellScore(grade_id=g, notebook=n, score=0.0, max_score=m, reason=reason) for n, g, m in a.grade_cells],
         feedback={f"{n}.html": plain_feedback(task, n, status, reason) for n in a.notebooks} if task.feedback else {},
-        seconds=time.monotonic() - started, log=log,
+        seconds=time.monotonic() - started,
+        log=log,
     )
 
 

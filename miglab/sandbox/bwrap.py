@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import json
 import os
 import shlex
 import shutil
@@ -48,21 +47,31 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lab import runner
 
-UID_BASE = 420000          # sandbox uids: UID_BASE .. UID_BASE + UID_COUNT - 1 (no passwd entry needed)
+UID_BASE = 420000  # sandbox uids: UID_BASE .. UID_BASE + UID_COUNT - 1 (no passwd entry needed)
 UID_COUNT = 1000
 LOCK_DIR = Path(tempfile.gettempdir()) / "miglab-sandbox-uids"
-HOME = "/home/student"      # inside the sandbox
+HOME = "/home/student"  # inside the sandbox
 TOOLS = ("bwrap", "unshare", "setpriv", "prlimit", "mount")
 # /etc files a Python process (and Django, SQLite, matplotlib) may want; nothing else of /etc.
-ETC_FILES = ("passwd", "group", "nsswitch.conf", "hosts", "localtime", "timezone", "mime.types",
-             "ld.so.cache", "ld.so.conf", "ssl/openssl.cnf", "fonts")
+ETC_FILES = (
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "localtime",
+    "timezone",
+    "mime.types",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ssl/openssl.cnf",
+    "fonts",
+)
 INSIDE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -74,27 +83,34 @@ class SandboxError(RuntimeError):
 class SandboxLimits:
     """Resource limits of one sandbox. Sizes in bytes, times in seconds."""
 
-    memory: int = 4 << 30        # RLIMIT_AS per process (a Python kernel with Django maps ~1 GiB)
-    cpu: int = 600               # RLIMIT_CPU per process
-    nproc: int = 256             # RLIMIT_NPROC: processes + threads of the sandbox uid
-    nofile: int = 512            # RLIMIT_NOFILE
-    fsize: int = 64 << 20        # RLIMIT_FSIZE: largest file it may write
-    tmpfs: int = 512 << 20       # size of each private tmpfs (/tmp and the home folder)
-    wall: float = 900.0          # wall clock, enforced from outside by killing the pid namespace
-    output: int = 1 << 20        # bytes of output kept per notebook cell (see sandbox_kernel)
-    cpus: float = 1.0            # CPU share of the whole sandbox (cgroup quota), so a fork bomb
-                                 # cannot starve the grader or the other students' kernels
+    memory: int = 4 << 30  # RLIMIT_AS per process (a Python kernel with Django maps ~1 GiB)
+    cpu: int = 600  # RLIMIT_CPU per process
+    nproc: int = 256  # RLIMIT_NPROC: processes + threads of the sandbox uid
+    nofile: int = 512  # RLIMIT_NOFILE
+    fsize: int = 64 << 20  # RLIMIT_FSIZE: largest file it may write
+    tmpfs: int = 512 << 20  # size of each private tmpfs (/tmp and the home folder)
+    wall: float = 900.0  # wall clock, enforced from outside by killing the pid namespace
+    output: int = 1 << 20  # bytes of output kept per notebook cell (see sandbox_kernel)
+    cpus: float = 1.0  # CPU share of the whole sandbox (cgroup quota), so a fork bomb
+    # cannot starve the grader or the other students' kernels
     memory_total: int = 6 << 30  # memory of the whole sandbox (cgroup), whatever the process count
 
     def prlimit_args(self) -> list[str]:
-        return [f"--as={self.memory}", f"--cpu={self.cpu}", f"--nproc={self.nproc}",
-                f"--nofile={self.nofile}", f"--fsize={self.fsize}", "--core=0"]
+        return [
+            f"--as={self.memory}",
+            f"--cpu={self.cpu}",
+            f"--nproc={self.nproc}",
+            f"--nofile={self.nofile}",
+            f"--fsize={self.fsize}",
+            "--core=0",
+        ]
 
 
 DEFAULT_LIMITS = SandboxLimits()
 
 
 # ------------------------------------------------------------ availability
+
 
 def _tools_missing() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
@@ -118,8 +134,9 @@ def _probe() -> tuple[bool, str]:
         return False, str(exc)
     if "sandbox-ok" in done.stdout:
         return True, "bubblewrap sandbox (own uid, no network, read-only system, private /tmp)"
-    return False, ("a test sandbox did not behave as one "
-                   f"(exit {done.returncode}): {(done.stdout + done.stderr).strip()[-400:]}")
+    return False, (
+        f"a test sandbox did not behave as one (exit {done.returncode}): {(done.stdout + done.stderr).strip()[-400:]}"
+    )
 
 
 def available() -> tuple[bool, str]:
@@ -127,11 +144,17 @@ def available() -> tuple[bool, str]:
     if not sys.platform.startswith("linux"):
         return False, f"isolation needs Linux namespaces; this is {sys.platform}"
     if os.geteuid() != 0:
-        return False, ("isolation needs root: the grader gives each kernel its own unprivileged uid "
-                       "and mounts only what it may see (run the grading command as root)")
+        return False, (
+            "isolation needs root: the grader gives each kernel its own unprivileged uid "
+            "and mounts only what it may see (run the grading command as root)"
+        )
     missing = _tools_missing()
     if missing:
-        hint = " (install it: sh tools/install_isolation.sh, i.e. apt-get install bubblewrap)" if "bwrap" in missing else ""
+        hint = (
+            " (install it: sh tools/install_isolation.sh, i.e. apt-get install bubblewrap)"
+            if "bwrap" in missing
+            else ""
+        )
         return False, f"isolation needs {', '.join(missing)}, not found on PATH{hint}"
     return _probe()
 
@@ -150,6 +173,7 @@ def require(unsafe: bool = False) -> str:
 
 
 # ------------------------------------------------------------------- uids
+
 
 class UidLease:
     """An exclusive sandbox uid, held (by an flock) until :meth:`release`."""
@@ -241,6 +265,7 @@ class Cgroups:
 
 # ------------------------------------------------------------ the command
 
+
 def _python_roots() -> list[Path]:
     """Folders the sandboxed interpreter needs: the base install and the venv (resolved)."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
@@ -265,7 +290,7 @@ class Spec:
     env: dict = field(default_factory=dict)
     limits: SandboxLimits = DEFAULT_LIMITS
     info_fd: int | None = None
-    files: list = field(default_factory=list)   # (readable fd, inside path): copied into the sandbox
+    files: list = field(default_factory=list)  # (readable fd, inside path): copied into the sandbox
 
 
 def _pairs(items) -> list[tuple[str, str]]:
@@ -281,23 +306,32 @@ def _pairs(items) -> list[tuple[str, str]]:
 def sandbox_env(extra: dict) -> dict:
     """The whole environment of a sandboxed process (bubblewrap clears everything else)."""
     return {
-        "PATH": INSIDE_PATH, "HOME": HOME, "USER": "student", "LOGNAME": "student",
-        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", "SHELL": "/bin/sh",
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "MPLBACKEND": "agg",
-        "MIGLAB_WORKDIR": f"{HOME}/labs", "JUPYTER_PLATFORM_DIRS": "1",
+        "PATH": INSIDE_PATH,
+        "HOME": HOME,
+        "USER": "student",
+        "LOGNAME": "student",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "SHELL": "/bin/sh",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+        "MPLBACKEND": "agg",
+        "MIGLAB_WORKDIR": f"{HOME}/labs",
+        "JUPYTER_PLATFORM_DIRS": "1",
         **extra,
     }
 
 
-def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" = None) -> list[str]:
-    """The host command line: unshare (root, private mounts) -> prlimit -> setpriv (uid) -> bwrap."""
-    lim = spec.limits
-    mounts: list[tuple[str, str, bool]] = []   # (host source, inside target, writable)
-    for root in _python_roots():
-        mounts.append((str(root), str(root), False))
+Mount = tuple[str, str, bool]  # (host source, inside target, writable)
+
+
+def _mounts(spec: Spec) -> list[Mount]:
+    """Every host path the sandbox sees besides /usr: Python, the package, /etc files, the spec's."""
+    mounts: list[Mount] = [(str(root), str(root), False) for root in _python_roots()]
     for prefix in {Path(sys.prefix), Path(sys.base_prefix)}:
-        if prefix.resolve() != prefix:   # a venv reached through a link: it is started by that path
+        if prefix.resolve() != prefix:  # a venv reached through a link: it is started by that path
             mounts.append((str(prefix.resolve()), str(prefix), False))
     pkg = _package_dir()
     if not any(pkg.is_relative_to(r) for r in _python_roots()):
@@ -308,29 +342,43 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
             mounts.append((str(p.resolve()), str(p), False))
     mounts += [(h, i, False) for h, i in _pairs(spec.readonly)]
     mounts += [(h, i, True) for h, i in _pairs(spec.writable)]
+    return mounts
 
-    # Stage 1 (root, private mount namespace): make every source reachable by the uid.
+
+def _staging_script(mounts: list[Mount], stage: Path, cgroups: Cgroups | None) -> list[str]:
+    """Stage 1 (root, private mount namespace): make every source reachable by the uid."""
     script = ["set -e", *(cgroups.join_script() if cgroups else [])]
-    bwrap = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-             "--hostname", "sandbox", "--uid", str(uid), "--gid", str(uid), "--clearenv"]
-    for i, (host, inside, rw) in enumerate(mounts):
-        staged = stage / str(i)
-        if Path(host).is_dir():
-            script.append(f"mkdir -p {shlex.quote(str(staged))}")
-        else:
-            script.append(f": > {shlex.quote(str(staged))}")
-        script.append(f"mount --bind {shlex.quote(host)} {shlex.quote(str(staged))}")
-    bwrap += ["--ro-bind", "/usr", "/usr"]
+    for i, (host, _inside, _rw) in enumerate(mounts):
+        staged = shlex.quote(str(stage / str(i)))
+        script.append(f"mkdir -p {staged}" if Path(host).is_dir() else f": > {staged}")
+        script.append(f"mount --bind {shlex.quote(host)} {staged}")
+    return script
+
+
+def _root_filesystem(limits: SandboxLimits) -> list[str]:
+    """bwrap arguments for /usr, the top-level links, /proc, /dev and the size-capped tmpfs mounts."""
+    args = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         p = Path("/") / link
         if p.is_symlink():
-            bwrap += ["--symlink", os.readlink(p), f"/{link}"]
+            args += ["--symlink", os.readlink(p), f"/{link}"]
         elif p.is_dir():
-            bwrap += ["--ro-bind", str(p), f"/{link}"]
-    bwrap += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/dev/shm",
-              "--size", str(lim.tmpfs), "--tmpfs", "/tmp",
-              "--size", str(lim.tmpfs), "--tmpfs", HOME]
-    for i, (host, inside, rw) in enumerate(mounts):
+            args += ["--ro-bind", str(p), f"/{link}"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/dev/shm"]
+    for tmp in ("/tmp", HOME):
+        args += ["--size", str(limits.tmpfs), "--tmpfs", tmp]
+    return args
+
+
+def build_command(spec: Spec, uid: int, stage: Path, cgroups: Cgroups | None = None) -> list[str]:
+    """The host command line: unshare (root, private mounts) -> prlimit -> setpriv (uid) -> bwrap."""
+    lim = spec.limits
+    mounts = _mounts(spec)
+    script = _staging_script(mounts, stage, cgroups)
+    bwrap = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+    bwrap += ["--new-session", "--hostname", "sandbox", "--uid", str(uid), "--gid", str(uid), "--clearenv"]
+    bwrap += _root_filesystem(lim)
+    for i, (_host, inside, rw) in enumerate(mounts):
         bwrap += ["--bind" if rw else "--ro-bind", str(stage / str(i)), inside]
     for fd, inside in spec.files:
         bwrap += ["--perms", "0600", "--file", str(fd), inside]
@@ -342,8 +390,7 @@ def build_command(spec: Spec, uid: int, stage: Path, cgroups: "Cgroups | None" =
     if spec.info_fd is not None:
         bwrap += ["--info-fd", str(spec.info_fd)]
     bwrap += ["--chdir", spec.cwd, "--", *spec.argv]
-    drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-            "--no-new-privs", "--"]
+    drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--no-new-privs", "--"]
     script.append("exec " + " ".join(shlex.quote(a) for a in ["prlimit", *lim.prlimit_args(), "--", *drop, *bwrap]))
     return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", "\n".join(script)]
 
@@ -392,6 +439,7 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 # -------------------------------------------------------------------- run
 
+
 @dataclass
 class SandboxRun(runner.ProcessResult):
     """What a sandboxed command did: its exit status, its output, and how long it took."""
@@ -399,9 +447,18 @@ class SandboxRun(runner.ProcessResult):
     seconds: float = 0.0
 
 
-def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), readonly=(),
-        env: dict | None = None, stdin: str = "", timeout: float | None = None,
-        limits: SandboxLimits = DEFAULT_LIMITS, max_output: int = 1 << 20) -> SandboxRun:
+def run(
+    argv: list[str],
+    *,
+    cwd: str | os.PathLike | None = None,
+    writable=(),
+    readonly=(),
+    env: dict | None = None,
+    stdin: str = "",
+    timeout: float | None = None,
+    limits: SandboxLimits = DEFAULT_LIMITS,
+    max_output: int = 1 << 20,
+) -> SandboxRun:
     """Run ``argv`` in a fresh sandbox and wait for it (at most ``timeout`` or ``limits.wall`` seconds).
 
     ``writable`` host folders are bound read-write at the same path and handed
@@ -425,13 +482,26 @@ def run(argv: list[str], *, cwd: str | os.PathLike | None = None, writable=(), r
     try:
         for w in writable:
             prep.give(w)
-        spec = Spec(argv=list(argv), cwd=str(cwd or HOME), readonly=list(readonly),
-                    writable=[str(w) for w in writable], env=dict(env or {}), limits=limits)
+        spec = Spec(
+            argv=list(argv),
+            cwd=str(cwd or HOME),
+            readonly=list(readonly),
+            writable=[str(w) for w in writable],
+            env=dict(env or {}),
+            limits=limits,
+        )
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
             inp.write(stdin.encode())
             inp.seek(0)
-            proc = subprocess.Popen(prep.command(spec), stdin=inp, stdout=out, stderr=err,
-                                    start_new_session=True, close_fds=True, env=host_env())
+            proc = subprocess.Popen(
+                prep.command(spec),
+                stdin=inp,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+                env=host_env(),
+            )
             timed_out = False
             try:
                 proc.wait(timeout=wall)

@@ -40,10 +40,10 @@ INSIDE_SUBMISSION = "/mnt/submission"
 INSIDE_CONNECTION = "/tmp/kernel-connection.json"
 INSIDE_WORK = f"{bwrap.HOME}/work"
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
-EVIDENCE_MAX = 256 << 10       # one evidence record (JSON text) may be this big
-MAX_OUTPUTS = 2000             # outputs kept per cell
-ZMQ_MAX_MESSAGE = 64 << 20     # a bigger iopub message drops the connection instead of filling memory
-SOCKET_COUNT = 5               # shell, iopub, stdin, control, hb
+EVIDENCE_MAX = 256 << 10  # one evidence record (JSON text) may be this big
+MAX_OUTPUTS = 2000  # outputs kept per cell
+ZMQ_MAX_MESSAGE = 64 << 20  # a bigger iopub message drops the connection instead of filling memory
+SOCKET_COUNT = 5  # shell, iopub, stdin, control, hb
 # What ``python -m ipykernel_launcher`` runs, without debugpy: ipykernel imports it at start-up
 # (about 60 ms of CPU per kernel) only for the Jupyter debugger, which nobody attaches to a graded
 # kernel. While ``debugpy`` is None in sys.modules, importing ipykernel.debugger fails to import
@@ -51,8 +51,10 @@ SOCKET_COUNT = 5               # shell, iopub, stdin, control, hb
 # the block is lifted before the kernel starts, so a notebook may still import debugpy itself.
 # -P keeps the working folder (the student's files) off sys.path while ipykernel loads, which
 # ipykernel_launcher otherwise ensures by hand.
-KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None; import ipykernel.debugger; "
-               "del sys.modules['debugpy']; from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+KERNEL_BOOT = (
+    "import sys; sys.modules['debugpy'] = None; import ipykernel.debugger; "
+    "del sys.modules['debugpy']; from ipykernel import kernelapp; kernelapp.launch_new_instance()"
+)
 
 
 # ================================================================ grader side
@@ -94,7 +96,7 @@ def _size(msg: dict) -> int:
         return len(content.get("text") or "")
     try:
         return len(json.dumps(content, default=str))
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unmeasurable message counts as too big
         return 1 << 30
 
 
@@ -125,7 +127,7 @@ if AsyncKernelManager is not None:
             if kind not in ("stream", "display_data", "execute_result", "update_display_data", "error"):
                 return msg
             parent = (msg.get("parent_header") or {}).get("msg_id", "")
-            state = self._spent.setdefault(parent, [0, 0, False])   # bytes, outputs, noted
+            state = self._spent.setdefault(parent, [0, 0, False])  # bytes, outputs, noted
             content = msg.get("content") or {}
             size = _size(msg)
             if kind == "error":
@@ -210,8 +212,11 @@ if AsyncKernelManager is not None:
         wall = Float(bwrap.DEFAULT_LIMITS.wall).tag(config=True)
         output = Integer(bwrap.DEFAULT_LIMITS.output).tag(config=True)
         ready_timeout = Float(60.0).tag(config=True)
-        warm = Bool(True, help="fork the kernel from this process's zygote (miglab.sandbox.zygote) into its "
-                               "fresh sandbox, instead of starting a cold Python there").tag(config=True)
+        warm = Bool(
+            True,
+            help="fork the kernel from this process's zygote (miglab.sandbox.zygote) into its "
+            "fresh sandbox, instead of starting a cold Python there",
+        ).tag(config=True)
         folder = Unicode("")
 
         def __init__(self, **kwargs):
@@ -232,17 +237,31 @@ if AsyncKernelManager is not None:
             ipc.mkdir(mode=0o700)
             self.ip = str(ipc / "k")
 
-        def limits(self) -> "bwrap.SandboxLimits":
-            return bwrap.SandboxLimits(memory=self.memory, cpu=self.cpu, nproc=self.nproc, nofile=self.nofile,
-                                  fsize=self.fsize, tmpfs=self.tmpfs, wall=self.wall, output=self.output,
-                                  cpus=self.cpus, memory_total=self.memory_total)
+        def limits(self) -> bwrap.SandboxLimits:
+            return bwrap.SandboxLimits(
+                memory=self.memory,
+                cpu=self.cpu,
+                nproc=self.nproc,
+                nofile=self.nofile,
+                fsize=self.fsize,
+                tmpfs=self.tmpfs,
+                wall=self.wall,
+                output=self.output,
+                cpus=self.cpus,
+                memory_total=self.memory_total,
+            )
 
         @property
         def kernel_spec(self):
             # Whatever the notebook asks for, the kernel is this Python's ipykernel, sandboxed.
-            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                              display_name="Python 3 (sandboxed)", language="python",
-                              interrupt_mode="signal", env={}, resource_dir="")
+            return KernelSpec(
+                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                display_name="Python 3 (sandboxed)",
+                language="python",
+                interrupt_mode="signal",
+                env={},
+                resource_dir="",
+            )
 
         def format_kernel_cmd(self, extra_arguments=None):
             # -I: the launcher runs as root in the submission's folder; a shipped `miglab/` must not be imported.
@@ -251,10 +270,21 @@ if AsyncKernelManager is not None:
                 from .zygote import zygote_socket
 
                 warm = ["--zygote", zygote_socket(zygote_env())]
-            return [sys.executable, "-I", "-m", "miglab.sandbox.kernel",
-                    "--connection-file", os.path.realpath(self.connection_file), "--grader", str(os.getpid()),
-                    "--limits", json.dumps(self.limits().__dict__), *warm,
-                    "--", *(extra_arguments or [])]
+            return [
+                sys.executable,
+                "-I",
+                "-m",
+                "miglab.sandbox.kernel",
+                "--connection-file",
+                os.path.realpath(self.connection_file),
+                "--grader",
+                str(os.getpid()),
+                "--limits",
+                json.dumps(self.limits().__dict__),
+                *warm,
+                "--",
+                *(extra_arguments or []),
+            ]
 
         async def _async_pre_start_kernel(self, **kw):
             kw.pop("env", None)  # the launcher builds the kernel's environment from a whitelist
@@ -311,11 +341,15 @@ def grading_kernel(limits: bwrap.SandboxLimits = bwrap.DEFAULT_LIMITS, check: bo
         bwrap.require(unsafe=False)
     # Warm kernels (miglab.sandbox.zygote) unless MIGLAB_COLD_KERNELS=1: a cold Python in each sandbox.
     warm = os.environ.get("MIGLAB_COLD_KERNELS", "") not in ("1", "true", "yes")
-    return {"kernel_name": "python3", "manager_class": KERNEL_MANAGER,
-            "manager_kwargs": {**limits.__dict__, "warm": warm}}
+    return {
+        "kernel_name": "python3",
+        "manager_class": KERNEL_MANAGER,
+        "manager_kwargs": {**limits.__dict__, "warm": warm},
+    }
 
 
 # ============================================================ launcher side
+
 
 def _children(pid: int) -> list[int]:
     out = []
@@ -349,7 +383,7 @@ class _WarmKernel:
         from . import zygote
 
         deadline = time.monotonic() + timeout
-        while not self.placeholder:   # the boot script has copied the submission once it runs sleep
+        while not self.placeholder:  # the boot script has copied the submission once it runs sleep
             found = [p for p in _children(init_pid) if _exe(p).endswith("/sleep")]
             if found:
                 self.placeholder = found[0]
@@ -358,8 +392,13 @@ class _WarmKernel:
             else:
                 time.sleep(0.002)
         self.conn, self.kernel = zygote.request_kernel(
-            self.socket_path, self.placeholder, log=str(log_path), cgroups=[str(d) for d in prep.cgroups.dirs],
-            argv=argv, timeout=max(1.0, deadline - time.monotonic()))
+            self.socket_path,
+            self.placeholder,
+            log=str(log_path),
+            cgroups=[str(d) for d in prep.cgroups.dirs],
+            argv=argv,
+            timeout=max(1.0, deadline - time.monotonic()),
+        )
 
     def pids(self, init_pid: int | None) -> list[int]:
         others = [p for p in _children(init_pid) if p != self.placeholder] if init_pid else []
@@ -391,8 +430,14 @@ def _exe(pid: int) -> str:
         return ""
 
 
-def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], cwd: str,
-           grader: int | None = None, zygote: str | None = None) -> int:
+def launch(
+    connection_file: str,
+    limits: bwrap.SandboxLimits,
+    extra: list[str],
+    cwd: str,
+    grader: int | None = None,
+    zygote: str | None = None,
+) -> int:
     """Start the kernel in its sandbox and watch it (see the module docstring). ``grader`` is the pid of the
     process that started us: when it is gone (even before we got this far), the kernel is stopped.
     ``zygote``: the socket of a zygote that forks a warm kernel into the sandbox (else a cold one starts)."""
@@ -415,21 +460,35 @@ def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], 
     warm = _WarmKernel(zygote) if zygote else None
     kernel_argv = ["-f", INSIDE_CONNECTION, *extra]
     kernel = warm.PLACEHOLDER if warm else [sys.executable, "-P", "-c", KERNEL_BOOT, *kernel_argv]
-    boot = (f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
-            f"2>/dev/null; cd {INSIDE_WORK} && exec \"$@\"")
+    boot = (
+        f"mkdir -p {INSIDE_WORK} && cp -R --preserve=mode,timestamps {INSIDE_SUBMISSION}/. {INSIDE_WORK}/ "
+        f'2>/dev/null; cd {INSIDE_WORK} && exec "$@"'
+    )
     r, w = os.pipe()
-    spec = bwrap.Spec(argv=["/bin/sh", "-c", boot, "sh", *kernel], cwd=bwrap.HOME,
-                        env={"PYTHONSAFEPATH": "1"},
-                        readonly=[(cwd, INSIDE_SUBMISSION)], writable=[(str(ipc_host), INSIDE_IPC)],
-                        limits=limits, info_fd=w, files=[(conn_r, INSIDE_CONNECTION)])
+    spec = bwrap.Spec(
+        argv=["/bin/sh", "-c", boot, "sh", *kernel],
+        cwd=bwrap.HOME,
+        env={"PYTHONSAFEPATH": "1"},
+        readonly=[(cwd, INSIDE_SUBMISSION)],
+        writable=[(str(ipc_host), INSIDE_IPC)],
+        limits=limits,
+        info_fd=w,
+        files=[(conn_r, INSIDE_CONNECTION)],
+    )
     cmd = prep.command(spec)
     # The kernel's own stdout/stderr (not the notebook's outputs) go to a log whose size the
     # file-size limit caps; it is shown only if the kernel fails to start.
     log_path = prep.base / "kernel.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, start_new_session=True, pass_fds=(w, conn_r), env=bwrap.host_env(),
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            start_new_session=True,
+            pass_fds=(w, conn_r),
+            env=bwrap.host_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
     os.close(w)
     os.close(conn_r)
     watch = _Watch(proc, limits, warm, parent)
@@ -438,7 +497,7 @@ def launch(connection_file: str, limits: bwrap.SandboxLimits, extra: list[str], 
     signal.signal(signal.SIGHUP, watch.on_stop)
     try:
         with os.fdopen(r) as f:
-            text = f.read()   # bwrap writes the info once the sandbox exists, then closes it
+            text = f.read()  # bwrap writes the info once the sandbox exists, then closes it
         try:
             watch.init_pid = json.loads(text)["child-pid"]
         except (ValueError, KeyError):
@@ -467,8 +526,7 @@ class _Watch:
     """The launcher watching its kernel: interrupts forwarded, stopped on request, on the wall-clock limit
     or when the grader goes away, the sockets' folder locked once the kernel has bound its sockets."""
 
-    def __init__(self, proc: subprocess.Popen, limits: bwrap.SandboxLimits, warm: _WarmKernel | None,
-                 parent: int):
+    def __init__(self, proc: subprocess.Popen, limits: bwrap.SandboxLimits, warm: _WarmKernel | None, parent: int):
         self.proc, self.limits, self.warm, self.parent = proc, limits, warm, parent
         self.init_pid: int | None = None
         self.stopping = self.locked = False
@@ -513,14 +571,16 @@ class _Watch:
     def run(self, info: dict, ipc_host: Path) -> int:
         """Watch until the kernel ends; its exit status."""
         deadline = time.monotonic() + self.limits.wall
-        sockets = [Path(f"{info['ip']}-{info[k]}") for k in
-                   ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+        sockets = [
+            Path(f"{info['ip']}-{info[k]}")
+            for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+        ]
         while not self._ended(0.0):
             if not self.locked and all(s.exists() for s in sockets):
                 # The kernel has bound its sockets: from now on it may not write in this host folder.
                 os.chown(ipc_host, 0, 0)
                 os.chmod(ipc_host, 0o755)
-                (ipc_host / "ready").touch()   # the manager's signal that start-up is over
+                (ipc_host / "ready").touch()  # the manager's signal that start-up is over
                 self.locked = True
             if time.monotonic() > deadline:
                 print(f"[sandbox] wall-clock limit of {self.limits.wall:g} s reached: kernel killed", file=sys.stderr)
@@ -542,8 +602,10 @@ class _Watch:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m miglab.sandbox.kernel",
-                                description="Start a Jupyter kernel inside the sandbox (used by SandboxKernelManager).")
+    p = argparse.ArgumentParser(
+        prog="python -m miglab.sandbox.kernel",
+        description="Start a Jupyter kernel inside the sandbox (used by SandboxKernelManager).",
+    )
     p.add_argument("--connection-file", required=True)
     p.add_argument("--limits", default="{}", help="JSON of miglab.sandbox.bwrap.SandboxLimits fields")
     p.add_argument("--grader", type=int, help="pid of the grading process (default: our parent)")
@@ -551,8 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="extra kernel arguments (after --)")
     args = p.parse_args(argv)
     limits = bwrap.SandboxLimits(**json.loads(args.limits))
-    return launch(args.connection_file, limits, list(args.extra), os.getcwd(), grader=args.grader,
-                  zygote=args.zygote)
+    return launch(args.connection_file, limits, list(args.extra), os.getcwd(), grader=args.grader, zygote=args.zygote)
 
 
 if __name__ == "__main__":

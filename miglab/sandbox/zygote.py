@@ -53,23 +53,66 @@ from pathlib import Path
 
 # What the kernel imports at start-up, and what the setup cell of the course's notebooks imports:
 # public modules only (nothing here reads a course or holds an answer).
-WARM = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "IPython", "IPython.core.interactiveshell",
-        "IPython.core.completer", "jupyter_client.session", "zmq", "tornado.ioloop", "comm",
-        "django.db.migrations", "django.db.models", "miglab.evidence")
-NAMESPACES = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET),
-              ("cgroup", os.CLONE_NEWCGROUP), ("mnt", os.CLONE_NEWNS), ("user", os.CLONE_NEWUSER))
+WARM = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "IPython",
+    "IPython.core.interactiveshell",
+    "IPython.core.completer",
+    "jupyter_client.session",
+    "zmq",
+    "tornado.ioloop",
+    "comm",
+    "django.db.migrations",
+    "django.db.models",
+    "miglab.evidence",
+)
+NAMESPACES = (
+    ("ipc", os.CLONE_NEWIPC),
+    ("uts", os.CLONE_NEWUTS),
+    ("net", os.CLONE_NEWNET),
+    ("cgroup", os.CLONE_NEWCGROUP),
+    ("mnt", os.CLONE_NEWNS),
+    ("user", os.CLONE_NEWUSER),
+)
 # Fields of /proc/<pid>/status a warm kernel must share with its sandbox's placeholder.
-SAME_STATUS = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
-               "Umask")
+SAME_STATUS = (
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+    "Umask",
+)
 # /proc/<pid>/limits rows, and their RLIMIT_* numbers on Linux (the resource module lacks a few).
-LIMITS = {"Max cpu time": 0, "Max file size": 1, "Max data size": 2, "Max stack size": 3, "Max core file size": 4,
-          "Max resident set": 5, "Max processes": 6, "Max open files": 7, "Max locked memory": 8,
-          "Max address space": 9, "Max file locks": 10, "Max pending signals": 11, "Max msgqueue size": 12,
-          "Max nice priority": 13, "Max realtime priority": 14, "Max realtime timeout": 15}
+LIMITS = {
+    "Max cpu time": 0,
+    "Max file size": 1,
+    "Max data size": 2,
+    "Max stack size": 3,
+    "Max core file size": 4,
+    "Max resident set": 5,
+    "Max processes": 6,
+    "Max open files": 7,
+    "Max locked memory": 8,
+    "Max address space": 9,
+    "Max file locks": 10,
+    "Max pending signals": 11,
+    "Max msgqueue size": 12,
+    "Max nice priority": 13,
+    "Max realtime priority": 14,
+    "Max realtime timeout": 15,
+}
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 CAPABILITY_VERSION_3 = 0x20080522
-REFUSED = 70   # the kernel's exit status when it could not become its placeholder
+REFUSED = 70  # the kernel's exit status when it could not become its placeholder
 
 
 class WarmKernelError(RuntimeError):
@@ -83,13 +126,20 @@ class Zygote:
     """The zygote process of this grading process: started on first use, ended with it."""
 
     def __init__(self, env: dict):
-        self.folder = Path(tempfile.mkdtemp(prefix="miglab-zygote-"))   # 0700, root's: no sandbox sees it
+        self.folder = Path(tempfile.mkdtemp(prefix="miglab-zygote-"))  # 0700, root's: no sandbox sees it
         self.socket = self.folder / "sock"
         boot = f"from miglab.sandbox.zygote import run_zygote; run_zygote({str(self.socket)!r})"
         # The same interpreter flags and environment as a cold kernel (python -P, the sandbox's variables).
-        self.proc = subprocess.Popen([sys.executable, "-P", "-c", boot], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=self.folder,
-                                     close_fds=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-c", boot],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=self.folder,
+            close_fds=True,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -125,8 +175,9 @@ def zygote_socket(env: dict) -> str:
 # ============================================================ the launcher's side (root, on the host)
 
 
-def request_kernel(socket_path: str, placeholder: int, *, log: str, cgroups: list[str], argv: list[str],
-                   timeout: float = 60.0) -> tuple[socket.socket, int]:
+def request_kernel(
+    socket_path: str, placeholder: int, *, log: str, cgroups: list[str], argv: list[str], timeout: float = 60.0
+) -> tuple[socket.socket, int]:
     """Ask the zygote for a kernel in the sandbox of ``placeholder``: (the waiter's connection, kernel pid)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     deadline = time.monotonic() + timeout
@@ -134,7 +185,7 @@ def request_kernel(socket_path: str, placeholder: int, *, log: str, cgroups: lis
         try:
             conn.connect(socket_path)
             break
-        except (FileNotFoundError, ConnectionRefusedError):   # the zygote is still importing
+        except (FileNotFoundError, ConnectionRefusedError):  # the zygote is still importing
             if time.monotonic() > deadline:
                 conn.close()
                 raise WarmKernelError("the zygote did not answer") from None
@@ -179,7 +230,7 @@ def run_zygote(path: str) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a module that will not import is imported (or not) by the kernel
             continue
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # waiters are reaped by the system
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # waiters are reaped by the system
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -192,12 +243,12 @@ def run_zygote(path: str) -> None:
                 conn, _ = listener.accept()
                 _fork_waiter(conn, listener)
                 conn.close()
-            elif not os.read(sys.stdin.fileno(), 4096):   # the grader is gone
+            elif not os.read(sys.stdin.fileno(), 4096):  # the grader is gone
                 os._exit(0)
 
 
 def _fork_waiter(conn: socket.socket, listener: socket.socket) -> None:
-    if threading.active_count() != 1:   # a fork of a threaded process would carry half-held locks
+    if threading.active_count() != 1:  # a fork of a threaded process would carry half-held locks
         conn.sendall(b'{"error": "the zygote has threads"}\n')
         return
     if os.fork() == 0:
@@ -215,7 +266,7 @@ def _waiter(conn: socket.socket) -> None:
     request = json.loads(_read_line(conn, time.monotonic() + 30))
     placeholder = int(request["placeholder"])
     pidns = os.open(f"/proc/{placeholder}/ns/pid", os.O_RDONLY)
-    os.setns(pidns, os.CLONE_NEWPID)     # for our children: the kernel is in the sandbox's pid namespace
+    os.setns(pidns, os.CLONE_NEWPID)  # for our children: the kernel is in the sandbox's pid namespace
     os.close(pidns)
     pid = os.fork()
     if pid == 0:
@@ -226,7 +277,7 @@ def _waiter(conn: socket.socket) -> None:
     try:
         conn.sendall((json.dumps({"exit": code}) + "\n").encode())
     except OSError:
-        pass   # the launcher went first
+        pass  # the launcher went first
     os._exit(0)
 
 
@@ -281,10 +332,14 @@ def _identity(pid: int) -> dict:
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     env = dict(e.decode().split("=", 1) for e in environ if b"=" in e)
-    return {"status": {k: status[k].strip() for k in SAME_STATUS if k in status}, "env": env,
-            "limits": _limits(Path(f"/proc/{pid}/limits").read_text()),
-            "ns": {name: os.readlink(f"/proc/{pid}/ns/{name}") for name in [n for n, _ in NAMESPACES] + ["pid"]},
-            "root": _inode(f"/proc/{pid}/root/"), "pid": pid}
+    return {
+        "status": {k: status[k].strip() for k in SAME_STATUS if k in status},
+        "env": env,
+        "limits": _limits(Path(f"/proc/{pid}/limits").read_text()),
+        "ns": {name: os.readlink(f"/proc/{pid}/ns/{name}") for name in [n for n, _ in NAMESPACES] + ["pid"]},
+        "root": _inode(f"/proc/{pid}/root/"),
+        "pid": pid,
+    }
 
 
 def _limits(text: str) -> dict:
@@ -292,7 +347,7 @@ def _limits(text: str) -> dict:
     for line in text.splitlines()[1:]:
         for label, which in LIMITS.items():
             if line.startswith(label):
-                soft, hard = line[len(label):].split()[:2]
+                soft, hard = line[len(label) :].split()[:2]
                 out[which] = tuple(resource.RLIM_INFINITY if v == "unlimited" else int(v) for v in (soft, hard))
     return out
 
@@ -307,14 +362,14 @@ def _enter(pid: int) -> None:
     fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY) for name, _ in NAMESPACES}
     root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
     cwd = os.open(f"/proc/{pid}/cwd", os.O_RDONLY | os.O_DIRECTORY)
-    os.setgroups([])   # setgroups is denied inside bubblewrap's user namespace: clear them before
+    os.setgroups([])  # setgroups is denied inside bubblewrap's user namespace: clear them before
     for name, flag in NAMESPACES:
         os.setns(fds[name], flag)
         os.close(fds[name])
         if name == "mnt":
             os.fchdir(root)
             os.chroot(".")
-            os.fchdir(cwd)   # where the boot script left the placeholder: its copy of the submission
+            os.fchdir(cwd)  # where the boot script left the placeholder: its copy of the submission
             os.close(root)
             os.close(cwd)
 
@@ -331,7 +386,7 @@ def _become(want: dict) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
-    data = (ctypes.c_uint32 * 6)()   # effective, permitted, inheritable (two words each): nothing
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable (two words each): nothing
     if libc.capset(header, data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
@@ -340,7 +395,7 @@ def _become(want: dict) -> None:
     for which, (soft, hard) in want["limits"].items():
         resource.setrlimit(which, (soft, hard))
     os.umask(int(status.get("Umask", "0022"), 8))
-    libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)   # like any process that exec'd: its own uid may inspect it
+    libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # like any process that exec'd: its own uid may inspect it
     os.environ.clear()
     os.environ.update(want["env"])
 
