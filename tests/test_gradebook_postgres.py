@@ -149,3 +149,25 @@ def test_a_server_that_does_not_answer_is_one_clear_line(both, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("error: cannot open the gradebook postgresql+psycopg://postgres@/grades")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_scratch_sqlite_speed_up_leaves_a_postgresql_gradebook_alone(pg, tmp_path):
+    """The grader's connect hook (fsyncs off for scratch gradebooks) touches SQLite connections only: a
+    PostgreSQL engine made after it in the same process connects and works, and a scratch SQLite
+    gradebook still gets the pragmas."""
+    import tempfile
+
+    from sqlalchemy import create_engine, text
+
+    from miglab.grading.autograde import fast_scratch_sqlite
+
+    fast_scratch_sqlite()
+    engine = create_engine(pg.sqlalchemy_url(GRADEBOOK))
+    with engine.connect() as conn:
+        assert conn.execute(text("select 1")).scalar() == 1
+    engine.dispose()
+    scratch = Path(tempfile.mkdtemp(prefix="miglab-grade-"))
+    engine = create_engine(f"sqlite:///{scratch / 'gradebook.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 0
+    engine.dispose()

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import shutil
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -285,10 +286,11 @@ def fast_scratch_sqlite() -> None:
 
     @event.listens_for(Engine, "connect")
     def _pragmas(dbapi_connection: Any, record: Any) -> None:
-        try:
-            rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
-        except Exception:  # noqa: BLE001 - not SQLite: nothing to speed up
+        # Only SQLite's own connections are asked: a statement sent to any other database (a
+        # PostgreSQL gradebook) could fail and leave its connection in an aborted transaction.
+        if not isinstance(dbapi_connection, sqlite3.Connection):
             return
+        rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
         if any(str(r[2]).startswith(scratch) for r in rows):
             dbapi_connection.execute("PRAGMA synchronous=OFF")
             dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
