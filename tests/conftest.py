@@ -6,6 +6,7 @@ few seconds later (a grading pool's fork server, a worker, a kernel
 launcher, a lab helper) fails the run, with its command line.
 """
 
+import asyncio
 import os
 import time
 import uuid
@@ -69,3 +70,16 @@ def pytest_sessionfinish(session, exitstatus):
         lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in sorted(left.items()))
         session.config.get_terminal_writer().line(f"\nprocesses left behind by the tests:\n{lines}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _no_event_loop_left_running(request):
+    """Playwright's sync API runs an event loop in the main thread while a browser is open; left open
+    past tests/browser, it makes Django refuse every database call of later tests as "async"."""
+    if "browser" not in request.node.path.parts:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            pytest.fail("an event loop is running in the main thread (a browser fixture outlived tests/browser)")

@@ -75,7 +75,7 @@ def chromium() -> Path:
 # ------------------------------------------------------------------ the course copy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def course_root(tmp_path_factory) -> Path:
     """A throwaway copy of the course: running cells and nbgrader write only here."""
     root = tmp_path_factory.mktemp("course")
@@ -191,7 +191,7 @@ def _stop(proc: subprocess.Popen, server: Server | None, marker: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jupyter(course_root, tmp_path_factory) -> Server:
     """JupyterLab (with nbgrader's extensions, as installed) serving the course copy on localhost."""
     home = tmp_path_factory.mktemp("jupyter_home")
@@ -257,7 +257,7 @@ def jupyter(course_root, tmp_path_factory) -> Server:
 # ------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(chromium, tmp_path_factory):
     """Headless Debian Chromium with a fresh profile, driven by Playwright."""
     from playwright.sync_api import sync_playwright

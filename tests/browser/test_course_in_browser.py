@@ -37,7 +37,7 @@ RELEASE_NOTEBOOK = f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
 WIDGET_MANAGER = "@jupyter-widgets/jupyterlab-manager"
 NBGRADER_LAB = "@jupyter/nbgrader"
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 
 # ------------------------------------------------------------------ the checks

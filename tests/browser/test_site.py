@@ -42,11 +42,13 @@ WIDGET_BOXES = ", ".join(
 )
 WIDGET_TEXTS = ("Loading widget", "Error displaying widget", "Widget Javascript not detected")
 
+pytestmark = pytest.mark.browser
+
 
 # ------------------------------------------------------------------ build and serve
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site_html(tmp_path_factory) -> Path:
     """The site, built by `make site` (its tools in _site/.venv, installed there on first use)."""
     out = tmp_path_factory.mktemp("site")
@@ -67,7 +69,7 @@ def site_html(tmp_path_factory) -> Path:
     return html
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site_lessons(site_html) -> list[Path]:
     """The lessons as the site was built from them (the builder's copies in <out>/src/). The pages
     are compared with these, not with notebooks/ itself, which someone may be editing meanwhile;
@@ -82,7 +84,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site_url(site_html) -> str:
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site_html))
