@@ -76,6 +76,9 @@ def write_course(course: Path, students: dict[str, dict[str, bytes]]) -> None:
             dest.write_bytes(data)
 
 
+HOSTILE_WALL = 150  # seconds per submission
+
+
 def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
@@ -90,6 +93,10 @@ def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
             "2",
             "--cell-timeout",
             "10",
+            # The flood attack spends minutes pushing output the grader drops, cell after cell: the
+            # wall limit ends it (an honest notebook takes a tenth of this, even on a loaded machine).
+            "--wall",
+            str(HOSTILE_WALL),
             "--no-progress",
             *extra,
         ],
