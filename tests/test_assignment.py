@@ -118,6 +118,7 @@ def hidden_lines() -> list[str]:
 # ------------------------------------------------------------------ release
 
 
+@pytest.mark.slow
 def test_committed_release_matches_a_fresh_generation():
     done = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "release.py"), "--check"], capture_output=True, text=True, timeout=600
@@ -142,6 +143,7 @@ def test_release_holds_no_solution_hidden_test_rule_or_seed():
     assert points == FULL and sum(points.values()) == 47
 
 
+@pytest.mark.slow
 def test_the_check_command_finds_the_assignment_ready():
     report = validate(ROOT, A)
     assert report.ok, report.text()
@@ -149,6 +151,7 @@ def test_the_check_command_finds_the_assignment_ready():
     assert {who.split(" ")[0] for _, _, _, who in report.cells} == {"judge"}  # every cell judged outside
 
 
+@pytest.mark.slow
 def test_no_private_file_reaches_a_kernel_folder(graded):
     for student in STUDENTS:
         folder = graded[0] / "autograded" / student / A
@@ -158,11 +161,13 @@ def test_no_private_file_reaches_a_kernel_folder(graded):
 # ------------------------------------------------------------------ grading
 
 
+@pytest.mark.slow
 def test_solution_scores_full_marks(graded):
     assert scores(graded, "solution") == FULL
     assert graded[1]["solution"].status == "ok"
 
 
+@pytest.mark.slow
 def test_solution_writes_nothing_to_stderr(graded):
     """No check failed in the kernel either (a ✘ goes to stderr)."""
     for cell in autograded(graded, "solution").cells:
@@ -175,21 +180,25 @@ def test_solution_writes_nothing_to_stderr(graded):
             assert bad == [], (cell.metadata.get("nbgrader", {}).get("grade_id"), bad)
 
 
+@pytest.mark.slow
 def test_untouched_release_scores_zero_everywhere(graded):
     assert scores(graded, "blank") == {gid: 0.0 for gid in FULL}
     assert all(s.reason for s in graded[1]["blank"].scores)
 
 
+@pytest.mark.slow
 def test_partial_submission_scores_exactly_what_was_planned(graded):
     assert scores(graded, "partial") == {k: float(v) for k, v in PARTIAL.items()}
     assert sum(PARTIAL.values()) == 31
 
 
+@pytest.mark.slow
 def test_a_correct_solution_written_differently_scores_full_marks(graded):
     """Kahn's order, a pairwise optimizer, get_model with keywords, a defaultdict, an OrderedDict."""
     assert scores(graded, "alternative") == FULL
 
 
+@pytest.mark.slow
 def test_the_alternative_really_orders_differently(graded):
     """Kahn's order differs from the depth-first solution's, so order is judged by validity."""
     from miglab.grading.judge import evidence_records
@@ -208,6 +217,7 @@ def test_the_alternative_really_orders_differently(graded):
 # ------------------------------------------------------------------ feedback
 
 
+@pytest.mark.slow
 def test_feedback_shows_verdicts_without_hidden_test_code(graded):
     for student in STUDENTS:
         page = feedback_html(graded, student)

@@ -29,7 +29,7 @@ from miglab.grading.validate import solution_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = TimeLimits(cell_timeout=20, interrupt_grace=2, wall=300)
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 
 def meta(gid, *, grade=False, solution=False, locked=False, points=None):

@@ -45,7 +45,7 @@ from miglab.grading.gradebook import check_integrity
 from miglab.grading.lms import import_submissions
 from miglab.grading.pool import stop_fork_server
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.timeout(1800)]
 PY = sys.executable
 
 

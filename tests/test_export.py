@@ -23,6 +23,8 @@ import pytest
 
 from miglab.grading.validate import scratch_course
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 BIN = Path(PY).parent

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from test_assignment import PARTIAL
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 A = "deep_dive"

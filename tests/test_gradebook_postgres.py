@@ -27,6 +27,8 @@ from make_production_class import ASSIGNMENT as A
 from make_production_class import HERE as CLASS
 from make_production_class import REPO, make_course
 
+pytestmark = pytest.mark.slow
+
 EXPECTED = json.loads((CLASS / "expected.json").read_text())
 PY = sys.executable
 GRADEBOOK = "miglab_test_gradebook"

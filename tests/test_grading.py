@@ -36,6 +36,8 @@ from miglab.grading.coordinator import default_kernel
 from miglab.grading.gradebook import check_integrity
 from miglab.grading.lms import import_submissions, student_id
 
+pytestmark = pytest.mark.slow
+
 PY = sys.executable
 LIMITS = TimeLimits(cell_timeout=3, interrupt_grace=2, wall=120)
 SAMPLE_CLASS = REPO / "tests" / "submissions" / "deep_dive"

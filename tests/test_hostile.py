@@ -35,7 +35,7 @@ HOSTILE = REPO / "tests" / "submissions" / "hostile"
 ASSIGNMENT = "deep_dive"
 # Grading the whole corpus takes minutes (a fork bomb and a loop that ignores the interrupt each
 # cost a cell timeout): more than the suite's default per-test limit on a busy machine.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 ATTACKS = sorted(p.name for p in HOSTILE.iterdir() if (p / f"{ASSIGNMENT}.ipynb").exists())
 
 

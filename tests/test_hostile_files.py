@@ -31,7 +31,7 @@ from test_grading import gradebook_scores, make_course
 
 from miglab.grading.lms import import_submissions
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.timeout(1200)]
 HOST_SECRET = "host-secret-9d1c7e"  # a file of the grader's that no student may read
 FULL = {"q1_test": 2.0, "q2_test": 3.0, "q3_test": 5.0}
 ZERO = dict.fromkeys(FULL, 0.0)

@@ -978,6 +978,7 @@ ANSWERS = [  # for each practice cell, in order: (the untouched text, a right an
 ]
 
 
+@pytest.mark.slow
 def test_every_practice_cell_answered_correctly_ticks_and_the_lesson_runs_on(tmp_path, monkeypatch):
     monkeypatch.setenv("MIGLAB_WORKDIR", str(tmp_path / "labs"))
     nb = nbformat.read(LESSON, as_version=4)

@@ -1227,6 +1227,7 @@ def answered(stem: str):
     return nb, practice
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stem", list(ANSWERS))
 def test_every_practice_cell_answered_correctly_ticks_and_the_lesson_runs_on(stem, tmp_path, monkeypatch):
     monkeypatch.setenv("MIGLAB_WORKDIR", str(tmp_path / "labs"))

@@ -389,6 +389,7 @@ def test_practice_cells_are_stored_without_outputs(path):
             assert is_practice(c), f"cell {i} asks the learner for something: tag it {PRACTICE!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_lesson_passes_nbval(path, lab_env):
     """`pytest --nbval` re-runs the lesson in a fresh kernel and compares every output."""
@@ -415,6 +416,7 @@ def test_lesson_passes_nbval(path, lab_env):
     assert re.search(rf"\b{code_cells} passed\b", done.stdout), done.stdout[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_lesson_runs_twice_in_a_row_with_the_same_output(path, lab_env):
     """Run All, then Run All again in the same kernel: both match the stored outputs."""
@@ -462,6 +464,7 @@ def test_a_cycle_message_is_compared_whatever_order_it_names_the_migrations_in()
 # --------------------------------------------------------------- the builder
 
 
+@pytest.mark.slow
 def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -498,6 +501,7 @@ def test_builder_check_catches_stale_navigation_and_fixes_it_idempotently(tmp_pa
     assert run("--check").returncode == 0
 
 
+@pytest.mark.slow
 def test_builder_runs_practice_cells_but_stores_them_without_outputs(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()

@@ -25,7 +25,7 @@ from test_grading import gradebook_scores, make_course
 
 from miglab.grading.lms import import_submissions
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 
 def descendants(pid: int) -> set[int]:

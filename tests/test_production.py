@@ -103,6 +103,7 @@ def pg():
 # ------------------------------------------------------------------ the assignment
 
 
+@pytest.mark.slow
 def test_the_check_command_finds_the_assignment_ready_and_the_class_is_current():
     done = subprocess.run(
         [PY, "-m", "miglab.grading", "check", A, "--no-run"], cwd=REPO, capture_output=True, text=True, timeout=600
@@ -138,6 +139,7 @@ def graded(tmp_path_factory, pg):
     return course, ledger(course / "gradebook.db"), done.stdout
 
 
+@pytest.mark.slow
 def test_the_sample_class_gets_exact_scores_and_statuses(graded):
     _, book, _ = graded
     assert set(book) == set(EXPECTED)
@@ -147,6 +149,7 @@ def test_the_sample_class_gets_exact_scores_and_statuses(graded):
         assert all(cell["scored_by"] == "judge" for cell in book[student]["scores"].values()), student
 
 
+@pytest.mark.slow
 def test_reasons_say_what_went_wrong(graded):
     _, book, _ = graded
 
@@ -167,6 +170,7 @@ def test_reasons_say_what_went_wrong(graded):
     assert all(not cell["reason"] for cell in book["reaches_out"]["scores"].values())
 
 
+@pytest.mark.slow
 def test_feedback_holds_no_hidden_rows_and_the_kernel_only_recorded(graded):
     course, _, _ = graded
     page = (course / "feedback" / "misses_rows" / A / f"{A}.html").read_text()
@@ -177,6 +181,7 @@ def test_feedback_holds_no_hidden_rows_and_the_kernel_only_recorded(graded):
     assert "PostgreSQL is not available in this kernel" in said and "✘" not in said
 
 
+@pytest.mark.slow
 def test_nothing_of_the_runs_is_left_on_the_server(graded, pg):
     assert scenario_leftovers(pg) == ([], [])
 
