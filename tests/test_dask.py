@@ -35,7 +35,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_grading import LIMITS, SAMPLE_CLASS, gradebook_scores, make_course
+from test_grading import LIMITS, SAMPLE_CLASS, grade_command, gradebook_scores, make_course
 from test_orphans import _cmdline, alive, descendants
 
 from miglab.grading import TimeLimits, grade_assignment, model
@@ -238,20 +238,7 @@ def test_the_command_line_grades_on_a_cluster_it_did_not_start(tmp_path, cluster
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")
     done = subprocess.run(
-        [
-            PY,
-            "-m",
-            "miglab.grading",
-            "grade",
-            "tiny",
-            "--course",
-            str(tmp_path),
-            "--dask",
-            lc.scheduler_address,
-            "--cell-timeout",
-            "3",
-            "--no-progress",
-        ],
+        grade_command(tmp_path, "--dask", lc.scheduler_address),
         capture_output=True,
         text=True,
         timeout=600,

@@ -39,6 +39,8 @@ from miglab.grading.lms import import_submissions, student_id
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
+
+
 LIMITS = TimeLimits(cell_timeout=3, interrupt_grace=2, wall=120)
 SAMPLE_CLASS = REPO / "tests" / "submissions" / "deep_dive"
 CONFIG = """c = get_config()
@@ -51,6 +53,23 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 """
+
+
+def grade_command(course: Path, *extra: str) -> list[str]:
+    """The grading command line for the tiny class of ``course`` (3 s cells, no progress bar)."""
+    return [
+        PY,
+        "-m",
+        "miglab.grading",
+        "grade",
+        "tiny",
+        "--course",
+        str(course),
+        "--cell-timeout",
+        "3",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def tree_hash(folder: Path) -> dict:
@@ -288,20 +307,7 @@ def test_plain_nbgrader_cells_are_scored_in_the_kernel_and_labelled_so(graded):
 def test_killed_run_resumes_to_the_same_grades(tmp_path):
     downloads, expected = make_course(tmp_path)
     import_submissions(downloads, tmp_path, "tiny")
-    cmd = [
-        PY,
-        "-m",
-        "miglab.grading",
-        "grade",
-        "tiny",
-        "--course",
-        str(tmp_path),
-        "-j",
-        "2",
-        "--cell-timeout",
-        "3",
-        "--no-progress",
-    ]
+    cmd = grade_command(tmp_path, "-j", "2")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     db = tmp_path / "gradebook.db"
     deadline = time.time() + 120

@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_grading import gradebook_scores, make_course
+from test_grading import grade_command, gradebook_scores, make_course
 
 from miglab.grading.lms import import_submissions
 
@@ -63,20 +63,7 @@ def test_a_coordinator_killed_with_sigkill_leaves_no_process_behind(tmp_path):
     slow = tmp_path / "submitted" / "slowpoke" / "tiny"
     slow.mkdir(parents=True)
     (slow / "tiny.ipynb").write_bytes((tmp_path / "submitted" / "infinite_loop" / "tiny" / "tiny.ipynb").read_bytes())
-    cmd = [
-        sys.executable,
-        "-m",
-        "miglab.grading",
-        "grade",
-        "tiny",
-        "--course",
-        str(tmp_path),
-        "-j",
-        "2",
-        "--cell-timeout",
-        "3",
-        "--no-progress",
-    ]
+    cmd = grade_command(tmp_path, "-j", "2")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     seen: set[int] = set()
     deadline = time.time() + 120
