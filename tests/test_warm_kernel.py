@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,40 @@ def test_a_warm_kernel_is_interrupted_and_dies_like_a_cold_one(tmp_path):
 
     with pytest.raises(DeadKernelError):
         run_notebook(["import os\nos._exit(3)", "print('never')"], tmp_path, warm=True)
+
+
+def test_a_launcher_stops_waiting_for_a_zygote_once_its_grader_is_gone(tmp_path):
+    """A zygote killed with its grader leaves a socket that refuses every connection; a launcher whose grader
+    is gone gives up on it at once, instead of waiting out the start-up timeout with its sandbox alive."""
+    import socket
+
+    from miglab.sandbox import zygote
+
+    stale = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(stale))  # bound, never listening: connect is refused, as after the zygote died
+    asked = []
+
+    def abandoned() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(zygote.WarmKernelError, match="did not answer"):
+        zygote.request_kernel(str(stale), 1, log="", cgroups=[], argv=[], timeout=30.0, abandoned=abandoned)
+    assert len(asked) == 3
+
+
+def test_a_zygote_takes_its_socket_away_when_its_grader_goes(tmp_path):
+    """The zygote ends when its grader's end of its stdin closes (even after SIGKILL) and leaves no socket."""
+    from miglab.sandbox import zygote
+
+    z = zygote.Zygote(dict(os.environ))
+    try:
+        while not z.socket.exists():
+            assert z.alive(), "the zygote ended before it listened"
+            time.sleep(0.05)
+        z.proc.stdin.close()  # what the kernel does for a grader that was killed
+        z.proc.wait(timeout=30)
+        assert not z.socket.exists() and not z.folder.exists()
+    finally:
+        z.close()

@@ -379,15 +379,22 @@ class _WarmKernel:
         self.kernel = self.placeholder = 0
         self.code: int | None = None
 
-    def start(self, init_pid: int, prep: bwrap.Prepared, log_path: Path, argv: list[str], timeout: float) -> None:
+    def start(
+        self, init_pid: int, prep: bwrap.Prepared, log_path: Path, argv: list[str], timeout: float, parent: int
+    ) -> None:
+        """Fork the kernel into the sandbox; WarmKernelError if that fails, takes ``timeout`` seconds, or the
+        grader (pid ``parent``) goes away meanwhile."""
         from . import zygote
+
+        def abandoned() -> bool:
+            return os.getppid() != parent
 
         deadline = time.monotonic() + timeout
         while not self.placeholder:  # the boot script has copied the submission once it runs sleep
             found = [p for p in _children(init_pid) if _exe(p).endswith("/sleep")]
             if found:
                 self.placeholder = found[0]
-            elif time.monotonic() > deadline or not Path(f"/proc/{init_pid}").exists():
+            elif abandoned() or time.monotonic() > deadline or not Path(f"/proc/{init_pid}").exists():
                 raise zygote.WarmKernelError("the sandbox's placeholder did not start")
             else:
                 time.sleep(0.002)
@@ -398,6 +405,7 @@ class _WarmKernel:
             cgroups=[str(d) for d in prep.cgroups.dirs],
             argv=argv,
             timeout=max(1.0, deadline - time.monotonic()),
+            abandoned=abandoned,
         )
 
     def pids(self, init_pid: int | None) -> list[int]:
@@ -553,7 +561,7 @@ class _Watch:
         from .zygote import WarmKernelError
 
         try:
-            self.warm.start(self.init_pid or 0, prep, log_path, argv, timeout=60.0)
+            self.warm.start(self.init_pid or 0, prep, log_path, argv, timeout=60.0, parent=self.parent)
         except (WarmKernelError, OSError) as exc:
             print(f"[sandbox] no warm kernel: {exc}", file=sys.stderr)
             return False

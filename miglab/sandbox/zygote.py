@@ -49,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # What the kernel imports at start-up, and what the setup cell of the course's notebooks imports:
@@ -176,9 +177,18 @@ def zygote_socket(env: dict) -> str:
 
 
 def request_kernel(
-    socket_path: str, placeholder: int, *, log: str, cgroups: list[str], argv: list[str], timeout: float = 60.0
+    socket_path: str,
+    placeholder: int,
+    *,
+    log: str,
+    cgroups: list[str],
+    argv: list[str],
+    timeout: float = 60.0,
+    abandoned: Callable[[], bool] = lambda: False,
 ) -> tuple[socket.socket, int]:
-    """Ask the zygote for a kernel in the sandbox of ``placeholder``: (the waiter's connection, kernel pid)."""
+    """Ask the zygote for a kernel in the sandbox of ``placeholder``: (the waiter's connection, kernel pid).
+    ``abandoned`` says when to stop waiting for a zygote that does not answer (its grader is gone: a
+    zygote killed with its grader leaves its socket file behind, refusing every connection)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     deadline = time.monotonic() + timeout
     while True:
@@ -186,7 +196,7 @@ def request_kernel(
             conn.connect(socket_path)
             break
         except (FileNotFoundError, ConnectionRefusedError):  # the zygote is still importing
-            if time.monotonic() > deadline:
+            if abandoned() or time.monotonic() > deadline:
                 conn.close()
                 raise WarmKernelError("the zygote did not answer") from None
             time.sleep(0.02)
@@ -243,8 +253,18 @@ def run_zygote(path: str) -> None:
                 conn, _ = listener.accept()
                 _fork_waiter(conn, listener)
                 conn.close()
-            elif not os.read(sys.stdin.fileno(), 4096):  # the grader is gone
+            elif not os.read(sys.stdin.fileno(), 4096):  # the grader is gone (maybe killed: no atexit)
+                _remove_socket(path)
                 os._exit(0)
+
+
+def _remove_socket(path: str) -> None:
+    """Take the socket and its folder away, so that no launcher waits on a zygote that has ended."""
+    try:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError as exc:
+        print(f"[zygote] could not remove {path}: {exc}", file=sys.stderr)
 
 
 def _fork_waiter(conn: socket.socket, listener: socket.socket) -> None:
