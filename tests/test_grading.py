@@ -35,6 +35,7 @@ from miglab.grading.assignment import generate, prepare
 from miglab.grading.coordinator import default_kernel
 from miglab.grading.gradebook import check_integrity
 from miglab.grading.lms import import_submissions, student_id
+from miglab.sandbox.kernel import NOTEBOOK_OUTPUT_BUDGET
 
 pytestmark = pytest.mark.slow
 
@@ -266,6 +267,38 @@ def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
     assert r.status == "wall_limit", r.reason
     assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 0.0, "q3_test": 0.0}
     assert r.seconds < 30
+
+
+@pytest.mark.parametrize(
+    "flush, why",
+    [
+        (True, f"more than {NOTEBOOK_OUTPUT_BUDGET >> 20} MB of output by the end of cell"),  # many messages
+        (False, "output stopped reaching the grader in cell"),  # one message too big for the channel
+    ],
+)
+def test_a_notebook_that_floods_its_output_is_stopped_and_keeps_credit_for_what_ran(tmp_path, flush, why):
+    """A notebook that sends more output than its whole budget, or one message bigger than the channel
+    takes (which drops the connection: no later output would arrive), stops there instead of costing
+    its worker the wall-clock limit: cells before keep their credit, the rest did not run, and the
+    status and reason say why."""
+    downloads, _ = make_course(tmp_path)
+    info = prepare(tmp_path, "tiny")
+    nb = nbformat.reads((downloads / "perfect_tiny.ipynb").read_text(), as_version=4)
+    flood = NOTEBOOK_OUTPUT_BUDGET // (1 << 20) + 8
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
+            cell.source = f"for _ in range({flood}):\n    print('x' * (1 << 20), flush={flush})\n" + cell.source
+    task = Task(
+        student_id="flood",
+        assignment=info,
+        files={"tiny.ipynb": nbformat.writes(nb).encode()},
+        submission_hash="h",
+        limits=TimeLimits(cell_timeout=60),
+        kernel=default_kernel(),
+    )
+    r = grade_submission(task)
+    assert r.status == "output_limit" and why in r.reason, r.reason
+    assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 0.0, "q3_test": 0.0}
 
 
 def test_a_failing_judge_withholds_scores_instead_of_trusting_the_kernel(tmp_path, monkeypatch):

@@ -93,8 +93,8 @@ def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
             "2",
             "--cell-timeout",
             "10",
-            # The flood attack spends minutes pushing output the grader drops, cell after cell: the
-            # wall limit ends it (an honest notebook takes a tenth of this, even on a loaded machine).
+            # A last resort here: every attack is stopped by its own limit well before (an honest
+            # notebook takes a tenth of this, even on a loaded machine).
             "--wall",
             str(HOSTILE_WALL),
             "--no-progress",
@@ -192,6 +192,16 @@ def graded(tmp_path_factory):
         "scores": scores(course, students),
         "students": students,
     }
+
+
+def test_a_flood_of_output_is_stopped_by_the_output_limit_long_before_the_wall(graded):
+    import sqlite3
+
+    with sqlite3.connect(graded["course"] / "gradebook.db") as con:
+        status, reason = con.execute(
+            "SELECT status, reason FROM miglab_results WHERE student = 'hostile_huge_output'"
+        ).fetchone()
+    assert status == "output_limit" and "stopped it there" in reason, reason
 
 
 def test_the_command_ran_sandboxed(graded):

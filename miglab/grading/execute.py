@@ -41,7 +41,7 @@ from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewEr
 from nbgrader.preprocessors import CheckCellMetadata, Execute
 from traitlets import Dict, Float, Unicode
 
-from ..sandbox.kernel import FastStopMixin
+from ..sandbox.kernel import ZMQ_MAX_MESSAGE, FastStopMixin
 from . import model
 from .plan import BEGIN_HIDDEN, without_expected_answers
 
@@ -61,6 +61,7 @@ def _report(run_key: str, entry: dict) -> None:
 
 
 NOT_RUN = "CellNotRun"
+IOPUB_TIMEOUT = "Timeout waiting for IOPub output"  # nbclient's CellTimeoutError once a cell's outputs stop
 
 
 def not_run_output(reason: str) -> NotebookNode:
@@ -264,6 +265,22 @@ class ResilientExecute(Execute):
 
     _responsive = run_sync(_async_responsive)
 
+    async def _async_iopub_answers(self, grace: float) -> bool:
+        """Does a kernel_info request's busy status reach us on iopub within ``grace`` seconds? (No once
+        the kernel sent a message bigger than the channel takes: the channel then drops the connection.)"""
+        msg_id = self.kc.kernel_info()
+        end = time.monotonic() + grace
+        while (left := end - time.monotonic()) > 0:
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=left)
+            except Exception:  # noqa: BLE001 - nothing came, or the channel is closed: no answer
+                return False
+            if (msg.get("parent_header") or {}).get("msg_id") == msg_id:
+                return True
+        return False
+
+    _iopub_answers = run_sync(_async_iopub_answers)
+
     def preprocess_cell(self, cell, resources, index):
         """Run a cell; a test cell's hidden blocks reach the kernel without their expected answers
         (:func:`miglab.grading.plan.without_expected_answers`), and the notebook keeps its source."""
@@ -314,6 +331,16 @@ class ResilientExecute(Execute):
                 cell.outputs.append(not_run_output(run.failure))
                 self._not_run(index + 1, run.failure)
                 return
+            if getattr(self.kc.iopub_channel, "over_budget", False):
+                budget = self.kc.iopub_channel.output_budget
+                run.fail(
+                    model.OUTPUT_LIMIT,
+                    f"the notebook sent more than {budget >> 20} MB of output by the end of cell {index + 1}, "
+                    "so the grader stopped it there",
+                )
+                self.shutdown_kernel = "immediate"
+                self._not_run(index + 1, run.failure)
+                return
 
     def _run_cell(self, run: _Run, cell, resources, index: int) -> bool:
         """Run one cell; False when the run must stop there (the reason is in ``run``)."""
@@ -321,8 +348,18 @@ class ResilientExecute(Execute):
         t0 = time.monotonic()
         try:
             self.preprocess_cell(cell, resources, index)
-        except CellTimeoutError:  # the interrupt was sent but the kernel never went idle
-            self._timed_out = True
+        except CellTimeoutError as exc:
+            if self._timed_out or IOPUB_TIMEOUT not in str(exc):  # interrupted, and the kernel never went idle
+                self._timed_out = True
+            elif not self._iopub_answers(self.interrupt_grace):  # the cell ran, but its outputs stopped coming
+                run.cell_seconds += time.monotonic() - t0
+                run.fail(
+                    model.OUTPUT_LIMIT,
+                    f"the notebook's output stopped reaching the grader in cell {index + 1} (one message "
+                    f"may hold at most {ZMQ_MAX_MESSAGE >> 20} MB), so the grader stopped it there",
+                )
+                self.shutdown_kernel = "immediate"
+                return False
         except DeadKernelError:
             run.cell_seconds += time.monotonic() - t0
             run.fail(model.DEAD_KERNEL, f"the kernel died while running cell {index + 1}")

@@ -20,13 +20,27 @@ TIMEOUT = "timeout"  # a cell passed the cell time limit; it was interrupted and
 HUNG = "hung"  # a cell passed the limit and the kernel ignored the interrupt; it was killed
 DEAD_KERNEL = "dead_kernel"  # the kernel died; cells after that point did not run
 WALL_LIMIT = "wall_limit"  # the whole submission passed its wall-clock limit; the rest did not run
+OUTPUT_LIMIT = "output_limit"  # a notebook sent more output than its whole budget; the rest did not run
 KERNEL_FAILED = "kernel_failed"  # no kernel could be started (tried twice)
 MALFORMED = "malformed"  # a submitted notebook is not a readable notebook
 TOO_LARGE = "too_large"  # the submission (or a notebook) is over the size limit
 MISSING = "missing"  # the submission lacks a notebook of the assignment
 ERROR = "error"  # the grader itself failed on this submission (not the student's fault)
 
-STATUSES = (OK, TAMPERED, TIMEOUT, HUNG, DEAD_KERNEL, WALL_LIMIT, KERNEL_FAILED, MALFORMED, TOO_LARGE, MISSING, ERROR)
+STATUSES = (
+    OK,
+    TAMPERED,
+    TIMEOUT,
+    HUNG,
+    DEAD_KERNEL,
+    WALL_LIMIT,
+    OUTPUT_LIMIT,
+    KERNEL_FAILED,
+    MALFORMED,
+    TOO_LARGE,
+    MISSING,
+    ERROR,
+)
 NOT_RUN = (MALFORMED, TOO_LARGE, MISSING, ERROR)  # statuses where no notebook ran
 
 # Who decided a cell's score (the CSV's "scored_in_kernel" column lists the cells nbgrader decided).

@@ -42,6 +42,9 @@ INSIDE_WORK = f"{bwrap.HOME}/work"
 EVIDENCE_MIME = "application/vnd.miglab.evidence+json"
 EVIDENCE_MAX = 256 << 10  # one evidence record (JSON text) may be this big
 MAX_OUTPUTS = 2000  # outputs kept per cell
+# Output a whole notebook may send, kept or not: past it the run stops after the cell (a notebook that
+# floods every cell would otherwise cost its worker the whole wall-clock limit in receiving it).
+NOTEBOOK_OUTPUT_BUDGET = 64 << 20
 ZMQ_MAX_MESSAGE = 64 << 20  # a bigger iopub message drops the connection instead of filling memory
 SOCKET_COUNT = 5  # shell, iopub, stdin, control, hb
 # What ``python -m ipykernel_launcher`` runs, without debugpy: ipykernel imports it at start-up
@@ -113,10 +116,17 @@ if AsyncKernelManager is not None:
         """
 
         output_limit = 1 << 20
+        output_budget = NOTEBOOK_OUTPUT_BUDGET
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self._spent: dict[str, list] = {}
+            self.received = 0  # bytes of output of every cell so far, before any was dropped
+
+        @property
+        def over_budget(self) -> bool:
+            """Has the notebook sent more output than ``output_budget``? (The run then stops.)"""
+            return self.received > self.output_budget
 
         async def get_msg(self, timeout=None):
             msg = await super().get_msg(timeout=timeout)
@@ -130,6 +140,7 @@ if AsyncKernelManager is not None:
             state = self._spent.setdefault(parent, [0, 0, False])  # bytes, outputs, noted
             content = msg.get("content") or {}
             size = _size(msg)
+            self.received += size
             if kind == "error":
                 tb = content.get("traceback") or []
                 if sum(len(str(t)) for t in tb) > 64 << 10:
