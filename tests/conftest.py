@@ -20,6 +20,14 @@ os.environ["MIGLAB_TEST_SESSION"] = SESSION
 GRACE = 15.0  # seconds a process may take to notice its parent is gone
 
 
+@pytest.fixture(scope="session")
+def hostile_class(tmp_path_factory):
+    """The hostile corpus graded once for the session (tests/test_hostile.py, compared in test_dask.py)."""
+    import test_hostile
+
+    return test_hostile.grade_the_corpus(tmp_path_factory)
+
+
 @pytest.fixture
 def lab_root(tmp_path):
     return tmp_path / "labs"

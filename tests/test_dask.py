@@ -125,36 +125,30 @@ def test_the_sample_class_grades_on_the_cluster_to_the_exact_expected_scores(tmp
 
 
 @pytest.mark.slow
-def test_the_hostile_corpus_grades_on_the_cluster_as_in_the_local_pool(tmp_path, executor):
-    """Every attack of tests/submissions/hostile/, next to a blank and a perfect notebook, graded twice:
-    by the local pool and on the cluster; each student gets the same status and scores both times."""
+def test_the_hostile_corpus_grades_on_the_cluster_as_in_the_local_pool(tmp_path, executor, hostile_class):
+    """Every attack of tests/submissions/hostile/, beside honest students, graded on the cluster with the
+    limits the command line used for tests/test_hostile.py's run: each student gets the same status
+    and scores as that run on the local pool."""
     import test_hostile as hostile
 
-    students = {
-        kind: {"deep_dive.ipynb": (SAMPLE_CLASS / f"{kind}.ipynb").read_bytes()} for kind in ("blank", "perfect")
+    students = hostile_class["students"]
+    course = tmp_path / "dask"
+    hostile.write_course(course, students)
+    limits = TimeLimits(cell_timeout=10, wall=hostile.HOSTILE_WALL)
+    summary = grade_assignment(
+        course, "deep_dive", executor=executor, workers=2, limits=limits, kernel=default_kernel(), progress=False
+    )
+    runs = {
+        "dask": outcomes(summary),
+        "pool": {k: (hostile_class["statuses"][k], v) for k, v in hostile_class["scores"].items()},
     }
-    for attack in hostile.ATTACKS:
-        students[f"hostile_{attack}"] = {
-            p.relative_to(hostile.HOSTILE / attack).as_posix(): p.read_bytes()
-            for p in sorted((hostile.HOSTILE / attack).rglob("*"))
-            if p.is_file()
-        }
-    limits = TimeLimits(cell_timeout=10, interrupt_grace=3, wall=hostile.HOSTILE_WALL)
-    runs = {}
-    for where, ex in (("pool", None), ("dask", executor)):
-        course = tmp_path / where
-        hostile.write_course(course, students)
-        summary = grade_assignment(
-            course, "deep_dive", executor=ex, workers=2, limits=limits, kernel=default_kernel(), progress=False
-        )
-        runs[where] = outcomes(summary)
-        assert hostile.scores(course, students) == {k: v[1] for k, v in runs[where].items()}
-        assert sorted(results_rows(course)) == sorted(students)
+    assert hostile.scores(course, students) == {k: v[1] for k, v in runs["dask"].items()}
+    assert sorted(results_rows(course)) == sorted(students)
     # The memory bomb fills 4 GiB before Python's MemoryError ends its cell: on a loaded machine that
     # can take past the 10 s cell limit, so its status is 'ok' or 'timeout' by load (its scores are not).
     load_dependent = {"hostile_memory_bomb": {model.OK, model.TIMEOUT}}
-    for student, statuses in load_dependent.items():
-        assert {runs["dask"][student][0], runs["pool"][student][0]} <= statuses, student
+    for student, allowed in load_dependent.items():
+        assert {runs["dask"][student][0], runs["pool"][student][0]} <= allowed, student
         for where in runs:
             runs[where][student] = ("ok or timeout", runs[where][student][1])
     assert runs["dask"] == runs["pool"]
