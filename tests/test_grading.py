@@ -301,6 +301,45 @@ def test_a_notebook_that_floods_its_output_is_stopped_and_keeps_credit_for_what_
     assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 0.0, "q3_test": 0.0}
 
 
+@pytest.mark.parametrize(
+    "kind, content",
+    [
+        ("display_data", {"data": {"text/plain": 5}, "metadata": {}}),  # nbformat refuses it
+        ("stream", {"text": "no name"}),  # a field missing
+        ("status", {}),  # not even a state
+    ],
+)
+def test_a_kernel_message_no_notebook_can_hold_is_dropped_not_a_grader_error(tmp_path, kind, content):
+    """The kernel is the student's: a message it sends that cannot become a notebook output is dropped
+    with a note, and the notebook is graded as usual (it used to stop nbgrader: status error)."""
+    from miglab.grading.execute import DROPPED
+
+    downloads, _ = make_course(tmp_path)
+    info = prepare(tmp_path, "tiny")
+    nb = nbformat.reads((downloads / "perfect_tiny.ipynb").read_text(), as_version=4)
+    send = (
+        f"_k = get_ipython().kernel\n_k.session.send(_k.iopub_socket, {kind!r}, {content!r}, parent=_k.get_parent())\n"
+    )
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
+            cell.source = send + cell.source
+    task = Task(
+        student_id="odd",
+        assignment=info,
+        files={"tiny.ipynb": nbformat.writes(nb).encode()},
+        submission_hash="h",
+        limits=TimeLimits(cell_timeout=60),
+        kernel=default_kernel(),
+    )
+    r = grade_submission(task)
+    assert (r.status, r.reason) == ("ok", "")
+    assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 3.0, "q3_test": 5.0}
+    graded = nbformat.reads(r.autograded["tiny.ipynb"].decode(), as_version=4)
+    assert [
+        o.text for c in graded.cells if c.cell_type == "code" for o in c.outputs if DROPPED in o.get("text", "")
+    ] == [DROPPED]
+
+
 def test_a_failing_judge_withholds_scores_instead_of_trusting_the_kernel(tmp_path, monkeypatch):
     """nbgrader's scores come from inside the student's kernel: if the judge cannot decide, the
     submission is a recorded grader error with every cell at 0, never a silent fall-back."""

@@ -35,6 +35,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
+from nbformat import ValidationError as NbformatValidationError
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewError, SchemaTooOldError
@@ -61,6 +62,7 @@ def _report(run_key: str, entry: dict) -> None:
 
 
 NOT_RUN = "CellNotRun"
+DROPPED = "[the grader dropped a message from the kernel that is not a valid notebook output]\n"
 IOPUB_TIMEOUT = "Timeout waiting for IOPub output"  # nbclient's CellTimeoutError once a cell's outputs stop
 
 
@@ -280,6 +282,18 @@ class ResilientExecute(Execute):
         return False
 
     _iopub_answers = run_sync(_async_iopub_answers)
+
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's, for a kernel that may send anything: a message no notebook output can be made
+        of (nbformat refuses it, or it lacks its fields) is dropped, with a note in the cell, instead of
+        stopping the run as a grader failure."""
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except (NbformatValidationError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            if not any(o.get("name") == "stderr" and DROPPED in o.get("text", "") for o in cell.outputs):
+                cell.outputs.append(from_dict({"output_type": "stream", "name": "stderr", "text": DROPPED}))
+            self.log.warning("dropped an invalid %r message from the kernel: %s", msg.get("msg_type"), exc)
+            return None
 
     def preprocess_cell(self, cell, resources, index):
         """Run a cell; a test cell's hidden blocks reach the kernel without their expected answers
