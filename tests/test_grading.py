@@ -248,20 +248,26 @@ def test_any_executor_with_submit_works(tmp_path):
     }
 
 
-def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
+def perfect_tiny_with_q2_prefixed(tmp_path: Path, student: str, prefix: str, limits: TimeLimits) -> Task:
+    """A sandboxed task of the tiny course: the perfect notebook, with ``prefix`` run before q2's answer."""
     downloads, _ = make_course(tmp_path)
-    info = prepare(tmp_path, "tiny")
     nb = nbformat.reads((downloads / "perfect_tiny.ipynb").read_text(), as_version=4)
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
-            cell.source = "import time\ntime.sleep(30)\n" + cell.source
-    task = Task(
-        student_id="slow",
-        assignment=info,
+            cell.source = prefix + cell.source
+    return Task(
+        student_id=student,
+        assignment=prepare(tmp_path, "tiny"),
         files={"tiny.ipynb": nbformat.writes(nb).encode()},
         submission_hash="h",
-        limits=TimeLimits(cell_timeout=60, wall=6, interrupt_grace=2),
+        limits=limits,
         kernel=default_kernel(),
+    )
+
+
+def test_wall_limit_keeps_credit_for_what_ran(tmp_path):
+    task = perfect_tiny_with_q2_prefixed(
+        tmp_path, "slow", "import time\ntime.sleep(30)\n", TimeLimits(cell_timeout=60, wall=6, interrupt_grace=2)
     )
     r = grade_submission(task)
     assert r.status == "wall_limit", r.reason
@@ -281,21 +287,9 @@ def test_a_notebook_that_floods_its_output_is_stopped_and_keeps_credit_for_what_
     takes (which drops the connection: no later output would arrive), stops there instead of costing
     its worker the wall-clock limit: cells before keep their credit, the rest did not run, and the
     status and reason say why."""
-    downloads, _ = make_course(tmp_path)
-    info = prepare(tmp_path, "tiny")
-    nb = nbformat.reads((downloads / "perfect_tiny.ipynb").read_text(), as_version=4)
     flood = NOTEBOOK_OUTPUT_BUDGET // (1 << 20) + 8
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
-            cell.source = f"for _ in range({flood}):\n    print('x' * (1 << 20), flush={flush})\n" + cell.source
-    task = Task(
-        student_id="flood",
-        assignment=info,
-        files={"tiny.ipynb": nbformat.writes(nb).encode()},
-        submission_hash="h",
-        limits=TimeLimits(cell_timeout=60),
-        kernel=default_kernel(),
-    )
+    prefix = f"for _ in range({flood}):\n    print('x' * (1 << 20), flush={flush})\n"
+    task = perfect_tiny_with_q2_prefixed(tmp_path, "flood", prefix, TimeLimits(cell_timeout=60))
     r = grade_submission(task)
     assert r.status == "output_limit" and why in r.reason, r.reason
     assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 0.0, "q3_test": 0.0}
@@ -314,23 +308,10 @@ def test_a_kernel_message_no_notebook_can_hold_is_dropped_not_a_grader_error(tmp
     with a note, and the notebook is graded as usual (it used to stop nbgrader: status error)."""
     from miglab.grading.execute import DROPPED
 
-    downloads, _ = make_course(tmp_path)
-    info = prepare(tmp_path, "tiny")
-    nb = nbformat.reads((downloads / "perfect_tiny.ipynb").read_text(), as_version=4)
     send = (
         f"_k = get_ipython().kernel\n_k.session.send(_k.iopub_socket, {kind!r}, {content!r}, parent=_k.get_parent())\n"
     )
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "q2":
-            cell.source = send + cell.source
-    task = Task(
-        student_id="odd",
-        assignment=info,
-        files={"tiny.ipynb": nbformat.writes(nb).encode()},
-        submission_hash="h",
-        limits=TimeLimits(cell_timeout=60),
-        kernel=default_kernel(),
-    )
+    task = perfect_tiny_with_q2_prefixed(tmp_path, "odd", send, TimeLimits(cell_timeout=60))
     r = grade_submission(task)
     assert (r.status, r.reason) == ("ok", "")
     assert {s.grade_id: s.score for s in r.scores} == {"q1_test": 2.0, "q2_test": 3.0, "q3_test": 5.0}
