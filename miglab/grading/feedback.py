@@ -23,6 +23,7 @@ any hidden test to their last line.
 from __future__ import annotations
 
 import builtins
+import json
 
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader import utils
@@ -113,15 +114,53 @@ class ShortTracebacks(NbGraderPreprocessor):
         return cell, resources
 
 
+class _Memo:
+    """HTML already made from a cell's text, by everything that decides it: most cells (instructions,
+    provided code, test cells) are the same for every student, and making their HTML is most of the
+    cost of a feedback page. Emptied when full."""
+
+    LIMIT = 4_000  # texts kept (a few MB of HTML)
+
+    def __init__(self) -> None:
+        self._made: dict = {}
+
+    def get(self, key: tuple, make):
+        html = self._made.get(key)
+        if html is None:
+            if len(self._made) >= self.LIMIT:
+                self._made.clear()
+            html = self._made[key] = make()
+        return html
+
+
+_MEMO = _Memo()
+
+
+def _key(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _cached_exporter_class():
     import re
 
+    from jinja2 import pass_context
     from nbconvert.exporters import HTMLExporter
     from nbconvert.exporters.templateexporter import TemplateExporter
     from nbconvert.filters.highlight import Highlight2HTML
     from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
     img_without_alt = re.compile(r"<img(?![^>]*\balt=)")
+
+    class MemoHighlight:
+        """nbconvert's ``highlight_code`` filter, each text highlighted once per process."""
+
+        def __init__(self, highlight: Highlight2HTML):
+            self.highlight = highlight
+            self.settings = _key([highlight.pygments_lexer, highlight.extra_formatter_options])
+
+        def __call__(self, source, language=None, metadata=None):
+            key = ("code", self.settings, source, language, _key(metadata))
+            return _MEMO.get(key, lambda: self.highlight(source, language, metadata))
 
     class CachedTemplateHTMLExporter(HTMLExporter):
         """nbgrader's feedback exporter, made cheaper per student with the same output.
@@ -143,10 +182,21 @@ def _cached_exporter_class():
                 env = self._shared[key] = self._create_environment()
             return env
 
+        @pass_context
+        def markdown2html(self, context, source):
+            """nbconvert's, each text made once per process (a cell with attachments, or images to
+            embed from files, is made every time: its HTML depends on more than its text)."""
+            if context.get("cell", {}).get("attachments") or self.embed_images:
+                return HTMLExporter.markdown2html(self, context, source)
+            settings = _key([self.anchor_link_text, self.exclude_anchor_links, self.lexer_options])
+            return _MEMO.get(("markdown", settings, source), lambda: HTMLExporter.markdown2html(self, context, source))
+
         def from_notebook_node(self, nb, resources=None, **kw):
             langinfo = nb.metadata.get("language_info", {})
             lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
-            highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+            highlight_code = self.filters.get("highlight_code") or MemoHighlight(
+                Highlight2HTML(pygments_lexer=lexer, parent=self)
+            )
             resources = self._init_resources(resources)
             filter_data_type = WidgetsDataTypeFilter(
                 notebook_metadata=self._nb_metadata, parent=self, resources=resources
