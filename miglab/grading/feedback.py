@@ -140,6 +140,18 @@ def _key(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+class _MemoHighlight:
+    """nbconvert's ``highlight_code`` filter (a ``Highlight2HTML``), each text highlighted once per process."""
+
+    def __init__(self, highlight):
+        self.highlight = highlight
+        self.settings = _key([highlight.pygments_lexer, highlight.extra_formatter_options])
+
+    def __call__(self, source, language=None, metadata=None):
+        key = ("code", self.settings, source, language, _key(metadata))
+        return _MEMO.get(key, lambda: self.highlight(source, language, metadata))
+
+
 def _cached_exporter_class():
     import re
 
@@ -150,17 +162,6 @@ def _cached_exporter_class():
     from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
     img_without_alt = re.compile(r"<img(?![^>]*\balt=)")
-
-    class MemoHighlight:
-        """nbconvert's ``highlight_code`` filter, each text highlighted once per process."""
-
-        def __init__(self, highlight: Highlight2HTML):
-            self.highlight = highlight
-            self.settings = _key([highlight.pygments_lexer, highlight.extra_formatter_options])
-
-        def __call__(self, source, language=None, metadata=None):
-            key = ("code", self.settings, source, language, _key(metadata))
-            return _MEMO.get(key, lambda: self.highlight(source, language, metadata))
 
     class CachedTemplateHTMLExporter(HTMLExporter):
         """nbgrader's feedback exporter, made cheaper per student with the same output.
@@ -194,7 +195,7 @@ def _cached_exporter_class():
         def from_notebook_node(self, nb, resources=None, **kw):
             langinfo = nb.metadata.get("language_info", {})
             lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
-            highlight_code = self.filters.get("highlight_code") or MemoHighlight(
+            highlight_code = self.filters.get("highlight_code") or _MemoHighlight(
                 Highlight2HTML(pygments_lexer=lexer, parent=self)
             )
             resources = self._init_resources(resources)
