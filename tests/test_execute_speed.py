@@ -192,6 +192,7 @@ def test_fast_kernel_manager_stops_the_kernel_and_reaps_it(tmp_path, now):
         os.kill(proc.pid, 0)
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_grader_managers_use_the_fast_stop(tmp_path):
     from miglab.grading.autograde import nbgrader_config
 
@@ -258,6 +259,7 @@ def assert_same(nb) -> tuple[str, str]:
     return ours
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_metadata_check_accepts_the_course_notebooks_as_nbgrader_does():
     notebooks = [nb for nb in map(read, course_notebooks()) if nb is not None]
     assert len(notebooks) >= 8

@@ -264,6 +264,7 @@ def test_check_command_reports_ready():
     assert all(w.startswith("judge") for gid, w in who.items() if gid != "db_default"), who
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_release_is_nbgraders_and_holds_no_solution_hidden_test_rule_or_seed():
     from miglab.grading.release import release_problems
 

@@ -323,6 +323,7 @@ PRACTICE = {  # lesson: (a line that finds the practice cell, the blank the lear
 }
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 @pytest.mark.parametrize("stem", list(PRACTICE))
 def test_practice_cells_tick_only_for_a_right_answer(stem, tmp_path, monkeypatch):
     monkeypatch.setenv("MIGLAB_WORKDIR", str(tmp_path / "labs"))

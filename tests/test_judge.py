@@ -235,6 +235,7 @@ def test_evidence_records_read_only_the_evidence_type():
 # ------------------------------------------------------------------ the check command
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_check_reports_what_would_make_grades_wrong(tmp_path):
     course = tmp_path / "course"
     (course / "source" / "a").mkdir(parents=True)

@@ -538,6 +538,7 @@ def test_builder_runs_practice_cells_but_stores_them_without_outputs(tmp_path, l
     assert run("--no-execute").returncode == 0 and read(path).cells[2].outputs == []
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_builder_refuses_to_save_a_lesson_whose_cell_fails(tmp_path, lab_env):
     folder = tmp_path / "notebooks"
     folder.mkdir()

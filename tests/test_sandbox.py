@@ -205,6 +205,7 @@ def test_limits_processes_memory_files_cpu():
     assert spin.returncode != 0 and not spin.timed_out and spin.seconds < 10
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_wall_clock_kills_the_whole_namespace():
     code = textwrap.dedent("""
         import os, signal, time
@@ -557,6 +558,7 @@ def test_kernel_interrupt_reaches_the_kernel(tmp_path):
     assert texts(nb.cells[1]) == "still alive\n"
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_kernel_wall_clock_kills_a_kernel_that_ignores_interrupts(tmp_path):
     nb = new_notebook(
         cells=[

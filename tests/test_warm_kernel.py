@@ -142,6 +142,7 @@ def test_the_zygote_holds_nothing_of_the_grader(tmp_path, monkeypatch):
     assert texts(nb.cells[0]) == "0 True\n"
 
 
+@pytest.mark.slow  # several seconds: left out of make test-fast's quick loop
 def test_a_warm_kernel_is_interrupted_and_dies_like_a_cold_one(tmp_path):
     os.chmod(tmp_path, 0o755)
     nb = run_notebook(["import time\ntime.sleep(120)", "print('still alive')"], tmp_path, timeout=3, warm=True)
