@@ -134,7 +134,7 @@ def test_the_hostile_corpus_grades_on_the_cluster_as_in_the_local_pool(tmp_path,
     students = hostile_class["students"]
     course = tmp_path / "dask"
     hostile.write_course(course, students)
-    limits = TimeLimits(cell_timeout=10, wall=hostile.HOSTILE_WALL)
+    limits = TimeLimits(cell_timeout=hostile.HOSTILE_CELL_TIMEOUT, wall=hostile.HOSTILE_WALL)
     summary = grade_assignment(
         course, "deep_dive", executor=executor, workers=2, limits=limits, kernel=default_kernel(), progress=False
     )

@@ -77,6 +77,7 @@ def write_course(course: Path, students: dict[str, dict[str, bytes]]) -> None:
 
 
 HOSTILE_WALL = 150  # seconds per submission
+HOSTILE_CELL_TIMEOUT = 10  # seconds per cell
 
 
 def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -92,7 +93,7 @@ def grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
             "-j",
             "2",
             "--cell-timeout",
-            "10",
+            str(HOSTILE_CELL_TIMEOUT),
             # A last resort here: every attack is stopped by its own limit well before (an honest
             # notebook takes a tenth of this, even on a loaded machine).
             "--wall",
